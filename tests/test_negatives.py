@@ -1,0 +1,190 @@
+"""The synthetic non-digits: MNIST's format and framing, every kind, determinism, errors."""
+
+import gzip
+import os
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from training.negatives import KINDS, make_negatives, normalise_to_mnist
+
+REPO = Path(__file__).resolve().parent.parent
+DATA_DIR = Path(os.environ.get("LENET5_TEST_DATA_DIR", REPO.parent / "shared" / "data" / "mnist"))
+SAMPLE = 2000
+# Every kind but ``inverted`` is framed like MNIST; that one is a whole inverted frame.
+FRAMED = tuple(kind for kind in KINDS if kind != "inverted")
+
+
+def _read_idx(path: Path, magic: int, header: int, count: int, item: int) -> np.ndarray:
+    """The first ``count`` items of a gzipped IDX file; reading only those keeps this fast."""
+    with gzip.open(path) as stream:
+        head = np.frombuffer(stream.read(header), dtype=">i4")
+        assert head[0] == magic, f"{path} is not an IDX file of magic {magic}"
+        return np.frombuffer(stream.read(count * item), dtype=np.uint8)
+
+
+@pytest.fixture(scope="module")
+def mnist() -> tuple[np.ndarray, np.ndarray]:
+    images = DATA_DIR / "train-images-idx3-ubyte.gz"
+    labels = DATA_DIR / "train-labels-idx1-ubyte.gz"
+    if not (images.is_file() and labels.is_file()):
+        pytest.skip(f"no MNIST training files in {DATA_DIR}; set LENET5_TEST_DATA_DIR")
+    digits = _read_idx(images, 2051, 16, SAMPLE, 28 * 28).reshape(SAMPLE, 28, 28)
+    return digits, _read_idx(labels, 2049, 8, SAMPLE, 1).astype(np.int64)
+
+
+def _make(
+    mnist: tuple[np.ndarray, np.ndarray], n: int, seed: int, kinds: Sequence[str] = KINDS
+) -> tuple[np.ndarray, np.ndarray]:
+    return make_negatives(*mnist, n, np.random.default_rng(seed), kinds=kinds)
+
+
+def _centre_of_mass(images: np.ndarray) -> np.ndarray:
+    mass = images.astype(np.float64)
+    index = np.arange(images.shape[-1])
+    total = mass.sum(axis=(1, 2))
+    rows = mass.sum(axis=2) @ index / total
+    cols = mass.sum(axis=1) @ index / total
+    return np.stack([rows, cols], axis=1)
+
+
+def _ink_extent(images: np.ndarray) -> np.ndarray:
+    """Longer side of each image's ink bounding box, in pixels."""
+    sides = []
+    for axis in (1, 2):
+        inked = np.asarray(images.any(axis=axis))
+        sides.append(inked.shape[1] - inked[:, ::-1].argmax(axis=1) - inked.argmax(axis=1))
+    return np.maximum(*sides)
+
+
+def test_kinds_names_all_eight_kinds_in_order():
+    expected = ("shuffled", "rotated", "overlap", "scribble", "blob", "letter", "inverted", "noise")
+    assert expected == KINDS
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_each_kind_makes_uint8_28x28_images_none_blank(mnist, kind):
+    images, kind_index = _make(mnist, 40, seed=1, kinds=[kind])
+
+    assert images.shape == (40, 28, 28)
+    assert images.dtype == np.uint8
+    assert kind_index.dtype == np.int64
+    assert (kind_index == KINDS.index(kind)).all()
+    ink = images.reshape(40, -1)
+    assert (ink.max(axis=1) > 0).all(), f"{kind} made a blank image"
+    assert (ink.min(axis=1) < 255).all(), f"{kind} made a saturated image"
+
+
+@pytest.mark.parametrize("kind", FRAMED)
+def test_framed_kinds_fill_a_20px_box_centred_by_mass_like_mnist(mnist, kind):
+    images, _ = _make(mnist, 60, seed=2, kinds=[kind])
+
+    extent = _ink_extent(images > 0)
+    assert ((extent >= 18) & (extent <= 20)).all(), f"{kind} ink extents {sorted(set(extent))}"
+    offset = np.abs(_centre_of_mass(images) - 14.0)
+    # MNIST's own digits sit within 0.5 px; a lopsided shape is held inside the frame instead.
+    assert np.median(offset) <= 0.5
+    assert offset.max() <= 4.0
+
+
+def test_mnist_itself_passes_the_framing_check(mnist):
+    digits, _ = mnist
+    assert np.abs(_centre_of_mass(digits[:200]) - 14.0).max() <= 0.5
+    assert (_ink_extent(digits[:200] > 0) <= 20).all()
+
+
+def test_inverted_is_a_real_digit_turned_dark_on_white(mnist):
+    digits, _ = mnist
+    images, _ = _make(mnist, 20, seed=3, kinds=["inverted"])
+
+    originals = {bytes(d) for d in digits}
+    assert all(bytes(255 - image) in originals for image in images)
+    assert (images[:, 0, :] == 255).all()
+
+
+def test_make_negatives_is_deterministic_for_a_seed(mnist):
+    first = _make(mnist, 200, seed=4)
+    again = _make(mnist, 200, seed=4)
+    other = _make(mnist, 200, seed=5)
+
+    np.testing.assert_array_equal(first[0], again[0])
+    np.testing.assert_array_equal(first[1], again[1])
+    assert not np.array_equal(first[0], other[0])
+
+
+def test_unknown_kind_raises_value_error_naming_it(mnist):
+    with pytest.raises(ValueError, match="squiggle"):
+        _make(mnist, 5, seed=0, kinds=["blob", "squiggle"])
+
+
+def test_a_bare_string_of_kinds_is_refused_rather_than_split_into_letters(mnist):
+    with pytest.raises(ValueError, match="sequence"):
+        _make(mnist, 5, seed=0, kinds="blob")
+
+
+def test_digits_not_in_mnist_format_are_refused():
+    floats = np.zeros((3, 28, 28), dtype=np.float32)
+    with pytest.raises(ValueError, match="uint8"):
+        make_negatives(floats, np.zeros(3), 1, np.random.default_rng(0))
+
+
+def test_kind_indices_match_the_requested_kinds_and_their_images(mnist):
+    images, kind_index = _make(mnist, 100, seed=6, kinds=["inverted", "noise"])
+    inverted, noise = KINDS.index("inverted"), KINDS.index("noise")
+
+    assert kind_index.shape == (100,)
+    assert set(kind_index.tolist()) == {inverted, noise}
+    white_border = (images[:, 0, :] == 255).all(axis=1)
+    np.testing.assert_array_equal(white_border, kind_index == inverted)
+
+
+def test_kinds_are_drawn_uniformly(mnist):
+    _, kind_index = _make(mnist, 1600, seed=7)
+
+    counts = np.bincount(kind_index, minlength=len(KINDS))
+    assert ((counts > 150) & (counts < 250)).all(), counts
+
+
+def test_rotated_refuses_when_only_digits_that_survive_turning_remain(mnist):
+    digits, labels = mnist
+    round_ones = np.isin(labels, [0, 1, 8])
+    with pytest.raises(ValueError, match="label outside"):
+        make_negatives(
+            digits[round_ones], labels[round_ones], 5, np.random.default_rng(0), kinds=["rotated"]
+        )
+
+
+def test_normalise_to_mnist_scales_the_longer_side_to_20_and_centres_the_mass():
+    canvas = np.zeros((100, 120), dtype=np.uint8)
+    canvas[10:90, 70:100] = 255  # an 80 × 30 bar far off centre
+
+    framed = normalise_to_mnist(canvas)
+
+    assert framed.shape == (28, 28)
+    assert framed.dtype == np.uint8
+    rows, cols = np.nonzero(framed)
+    assert rows.max() - rows.min() + 1 == 20
+    assert cols.max() - cols.min() + 1 in (7, 8)
+    np.testing.assert_allclose(_centre_of_mass(framed[None])[0], 14.0, atol=0.5)
+
+
+def test_normalise_to_mnist_leaves_blank_input_blank():
+    assert not normalise_to_mnist(np.zeros((40, 40), dtype=np.uint8)).any()
+
+
+def test_generator_imports_neither_torch_nor_matplotlib():
+    script = (
+        "import sys, numpy as np\n"
+        "from training.negatives import make_negatives\n"
+        "digits = np.zeros((10, 28, 28), np.uint8); digits[:, 8:20, 10:18] = 255\n"
+        "make_negatives(digits, np.arange(10), 50, np.random.default_rng(0))\n"
+        "print(sorted({'torch', 'matplotlib'} & set(sys.modules)))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "[]"
