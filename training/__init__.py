@@ -1,0 +1,1 @@
+"""MNIST data, training, evaluation and ONNX export for LeNet-5."""
