@@ -1,0 +1,51 @@
+"""Training-curve and confusion-matrix plots (PNG)."""
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; no display on servers and CI
+import matplotlib.pyplot as plt
+import numpy as np
+
+
+def plot_curves(history: list[dict], path: Path) -> None:
+    epochs = [row["epoch"] for row in history]
+    fig, (loss_ax, err_ax) = plt.subplots(1, 2, figsize=(10, 4))
+    loss_ax.plot(epochs, [r["train_loss"] for r in history], label="training")
+    loss_ax.plot(epochs, [r["val_loss"] for r in history], label="validation")
+    loss_ax.set(xlabel="epoch", ylabel="loss", title="Loss")
+    err_ax.plot(epochs, [100 * r["train_error"] for r in history], label="training")
+    err_ax.plot(epochs, [100 * r["val_error"] for r in history], label="validation")
+    err_ax.axhline(0.95, color="grey", linestyle=":", label="paper LeNet-5 (test) 0.95%")
+    err_ax.set(xlabel="epoch", ylabel="error (%)", title="Error", yscale="log")
+    for ax in (loss_ax, err_ax):
+        ax.legend()
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def confusion_matrix(labels: np.ndarray, predicted: np.ndarray) -> np.ndarray:
+    """(10, 10) counts: row = true digit, column = predicted digit."""
+    matrix = np.zeros((10, 10), dtype=np.int64)
+    np.add.at(matrix, (labels, predicted), 1)
+    return matrix
+
+
+def plot_confusion(labels: np.ndarray, predicted: np.ndarray, path: Path, title: str) -> None:
+    matrix = confusion_matrix(labels, predicted)
+    errors = matrix.copy()
+    np.fill_diagonal(errors, 0)
+    fig, ax = plt.subplots(figsize=(6, 5.5))
+    image = ax.imshow(errors, cmap="Reds")
+    for (row, col), count in np.ndenumerate(matrix):
+        ax.text(col, row, str(count), ha="center", va="center", fontsize=7,
+                color="black" if row != col else "grey")  # fmt: skip
+    ax.set(xticks=range(10), yticks=range(10), xlabel="predicted", ylabel="true",
+           title=f"Confusion ({title}): {errors.sum()} errors of {matrix.sum()}")  # fmt: skip
+    fig.colorbar(image, ax=ax, label="errors")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

