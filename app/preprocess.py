@@ -1,0 +1,275 @@
+"""Turn an uploaded image into the 1×32×32 float32 input LeNet-5 expects.
+
+The model learnt MNIST: white digits (255) on black (0), size-normalised into a 20×20 box,
+placed by centre of mass in a 28×28 frame, padded by 2 px to 32×32 and mapped linearly onto
+[background, ink]. Uploads go through the same steps. A 28×28 image already in that form skips
+them: its input is bit for bit what offline evaluation feeds the model (training.mnist.prepare),
+so the service's accuracy on MNIST is the model's own.
+
+Animated GIF, WebP and PNG files are accepted and their first frame is used: a drawing app that
+exports an animation still shows one digit, and refusing it would help nobody.
+
+numpy and Pillow only: this runs on every request and must stay light.
+"""
+
+import io
+import math
+import struct
+import zlib
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+from PIL import ExifTags, Image, ImageChops, ImageOps, ImageStat, UnidentifiedImageError
+
+FORMATS = ("PNG", "JPEG", "GIF", "BMP", "TIFF", "WEBP", "PPM")  # PPM also reads PGM and PBM
+DEFAULT_MAX_PIXELS = 40_000_000
+# Longest side an image is reduced to before any numpy work: a digit needs far fewer pixels,
+# and this bounds the per-request memory whatever the camera.
+WORK_SIZE = 1024
+# Grey levels (of 255) between paper and the strongest ink below which the image counts as blank:
+# JPEG noise and paper texture stay under it, a pencil stroke does not.
+MIN_CONTRAST = 40
+# Ink weaker than this fraction of the strongest stroke is paper texture or compression noise.
+NOISE_FRACTION = 0.2
+
+# File signatures of FORMATS (WebP is checked apart: its tag is not at the start).
+_SIGNATURES = (
+    *(b"\x89PNG", b"\xff\xd8\xff", b"GIF8", b"BM", b"II*\x00", b"MM\x00*"),
+    *(b"P1", b"P2", b"P3", b"P4", b"P5", b"P6"),
+)
+_SIXTEEN_BIT = frozenset({"I", "I;16", "I;16B", "I;16L", "I;16N"})
+_ALPHA = frozenset({"RGBA", "RGBa", "LA", "La", "PA"})
+# What Pillow's decoders raise on damaged data of a format they recognised.
+_DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error, zlib.error)
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """Geometry and value range of the model input (the values come from the model metadata)."""
+
+    background: float = -0.1  # model value of paper (grey level 0)
+    ink: float = 1.175  # model value of full ink (grey level 255)
+    size: int = 32
+    frame: int = 28
+    digit_box: int = 20
+
+    @cached_property
+    def levels(self) -> np.ndarray:
+        """The model value of each grey level.
+
+        Computed in float32 with the same operations as offline evaluation
+        (training.mnist.prepare), so that both agree to the bit.
+        """
+        step = (self.ink - self.background) / 255
+        table = self.background + np.arange(256, dtype=np.float32) * step
+        table.flags.writeable = False
+        return table
+
+
+DEFAULT_SPEC = InputSpec()
+
+
+class PreprocessError(ValueError):
+    """An upload that cannot become a model input; `status_code` is the HTTP status to answer."""
+
+    status_code = 422
+
+
+class UnsupportedImageError(PreprocessError):
+    """Not an image in a supported format (415), or a damaged one of a supported format (422)."""
+
+    def __init__(self, message: str, status_code: int = 415) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+
+
+class ImageTooLargeError(PreprocessError):
+    """More pixels than allowed: refused from the header, before any decompression."""
+
+    status_code = 413
+
+
+class EmptyImageError(PreprocessError):
+    """A readable image without any ink on it."""
+
+    status_code = 422
+
+
+def to_model_input(
+    data: bytes, spec: InputSpec = DEFAULT_SPEC, max_pixels: int = DEFAULT_MAX_PIXELS
+) -> np.ndarray:
+    """The encoded image `data` as the float32 (1, size, size) model input."""
+    return frame_to_input(to_frame(decode(data, max_pixels), spec), spec)
+
+
+def decode(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Decode an upload to uint8 grey levels (H, W), in its own polarity (ink dark or light).
+
+    EXIF orientation is applied, a transparent background becomes paper, and an image longer
+    than WORK_SIZE is reduced to it.
+    """
+    img = _open(data, max_pixels)
+    try:
+        grey = _grey(img)
+    except ValueError as exc:  # Pillow cannot convert a few exotic modes, such as LAB
+        raise UnsupportedImageError(f"unsupported pixel format {img.mode}: {exc}") from exc
+    factor = math.ceil(max(grey.size) / WORK_SIZE)
+    if factor > 1:
+        grey = grey.reduce(factor)
+    return np.asarray(grey)
+
+
+def _grey(img: Image.Image) -> Image.Image:
+    """8-bit grey levels, transparency flattened."""
+    if img.mode in _SIXTEEN_BIT:
+        # convert("L") would clip 16-bit levels at 255 rather than scale them.
+        return img.convert("I").point(lambda v: v / 257 + 0.5, "L")
+    if img.mode in _ALPHA or "transparency" in img.info:
+        return _flatten_alpha(img)
+    return img if img.mode == "L" else img.convert("L")
+
+
+def _open(data: bytes, max_pixels: int) -> Image.Image:
+    if not data:
+        raise UnsupportedImageError("the upload is empty (0 bytes), expected an image")
+    try:
+        img = Image.open(io.BytesIO(data), formats=FORMATS)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageTooLargeError(f"the image has too many pixels: {exc}") from exc
+    except UnidentifiedImageError as exc:
+        raise _unreadable(data) from exc
+    except _DECODE_ERRORS as exc:
+        raise _corrupt("image", exc) from exc
+    # Image.open has parsed the header only, so this refuses bombs before they inflate.
+    width, height = img.size
+    if width * height > max_pixels:
+        raise ImageTooLargeError(
+            f"the image is {width}×{height} = {width * height} pixels, more than {max_pixels}"
+        )
+    img.draft("L", (WORK_SIZE, WORK_SIZE))  # JPEG only: decode grey, at 1/2..1/8 scale if big
+    try:
+        img.load()
+        # Checked first because exif_transpose costs several times more even when it does nothing.
+        if img.getexif().get(ExifTags.Base.Orientation, 1) != 1:
+            ImageOps.exif_transpose(img, in_place=True)
+    except _DECODE_ERRORS as exc:
+        raise _corrupt(img.format or "image", exc) from exc
+    return img
+
+
+def _unreadable(data: bytes) -> UnsupportedImageError:
+    # A supported format's signature means the file is damaged (422), not of the wrong type.
+    if data.startswith(_SIGNATURES) or (data[:4] == b"RIFF" and data[8:12] == b"WEBP"):
+        return _corrupt("image", None)
+    return UnsupportedImageError(
+        "the upload is not an image in a supported format (PNG, JPEG, GIF, BMP, TIFF, WebP, PGM)"
+    )
+
+
+def _corrupt(kind: str, exc: Exception | None) -> UnsupportedImageError:
+    detail = f": {exc}" if exc else ""
+    return UnsupportedImageError(f"the {kind} file is corrupt or truncated{detail}", 422)
+
+
+def _flatten_alpha(img: Image.Image) -> Image.Image:
+    """Lay the transparent background on paper.
+
+    The paper is the colour under the transparent pixels, as in an image drawn on white whose
+    white was then made transparent. Canvas exports, though, leave that colour black whatever
+    the ink: when no opaque pixel stands out from it, the paper is the opposite shade.
+    """
+    grey, alpha = img.convert("RGBA").convert("LA").split()
+    clear = alpha.point(lambda a: 255 if a < 128 else 0)
+    paper = ImageStat.Stat(grey, clear).median[0]
+    darkest, lightest = ImageStat.Stat(grey, ImageChops.invert(clear)).extrema[0]
+    if max(paper - darkest, lightest - paper) < MIN_CONTRAST:
+        paper = 255 if paper < 128 else 0
+    return Image.composite(grey, Image.new("L", img.size, paper), alpha)
+
+
+def to_frame(grey: np.ndarray, spec: InputSpec = DEFAULT_SPEC) -> np.ndarray:
+    """The digit in `grey` as MNIST stores one: uint8 (frame, frame), white ink on black.
+
+    Unless it is already so, the ink is cropped, fitted into the digit box and placed by its
+    centre of mass.
+    """
+    if _is_mnist_frame(grey, spec):
+        return grey
+    ink = _ink(grey)
+    rows, cols = map(_span, _profiles(ink))  # not empty: the strongest stroke has ink 1
+    return _place(_fit(ink[rows, cols], spec.digit_box), spec.frame)
+
+
+def _is_mnist_frame(grey: np.ndarray, spec: InputSpec) -> bool:
+    """28×28, ink only inside a 20×20 box and centred: MNIST's own format.
+
+    Everything outside the ink's box must be exactly 0, so a light background never passes.
+    MNIST's centring leaves every centre of mass within half a pixel of frame / 2.
+    """
+    if grey.shape != (spec.frame, spec.frame) or not grey.any():
+        return False
+    return all(
+        (span := _span(profile)).stop - span.start <= spec.digit_box
+        and abs(_centre(profile) - spec.frame / 2) <= 1
+        for profile in _profiles(grey)
+    )
+
+
+# Profiles are short, and plain Python on them beats a dozen numpy calls' overhead.
+def _profiles(a: np.ndarray) -> tuple[list[float], list[float]]:
+    """Row and column sums."""
+    return a.sum(axis=1).tolist(), a.sum(axis=0).tolist()
+
+
+def _span(profile: list[float]) -> slice:
+    """From the first to the last non-zero entry of a profile."""
+    nonzero = [i for i, mass in enumerate(profile) if mass]
+    return slice(nonzero[0], nonzero[-1] + 1)
+
+
+def _centre(profile: list[float]) -> float:
+    """Centre of mass of a profile, in pixel indices."""
+    return sum(i * mass for i, mass in enumerate(profile)) / sum(profile)
+
+
+def _ink(grey: np.ndarray) -> np.ndarray:
+    """Ink strength in [0, 1] on a background of 0, whichever shade the ink and paper have."""
+    border = np.concatenate((grey[0], grey[-1], grey[1:-1, 0], grey[1:-1, -1]))
+    paper = float(np.median(border))
+    darker, lighter = paper - float(grey.min()), float(grey.max()) - paper
+    peak = max(darker, lighter)
+    if peak < MIN_CONTRAST:
+        raise EmptyImageError("the image contains no ink: it looks blank")
+    levels = grey.astype(np.float32)
+    ink = paper - levels if darker > lighter else levels - paper
+    # A soft threshold: noise goes to 0 while stroke edges keep their gradation.
+    noise = NOISE_FRACTION * peak
+    return np.clip((ink - noise) / (peak - noise), 0, 1)
+
+
+def _fit(ink: np.ndarray, box: int) -> np.ndarray:
+    """Scale so the longer side is `box` pixels, anti-aliased like MNIST's size normalisation."""
+    height, width = ink.shape
+    scale = box / max(height, width)
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return np.asarray(Image.fromarray(ink).resize(size, Image.Resampling.BILINEAR))
+
+
+def _place(digit: np.ndarray, frame: int) -> np.ndarray:
+    """Put the centre of mass at frame / 2, as MNIST did, keeping all the ink in the frame."""
+    height, width = digit.shape
+    cy, cx = map(_centre, _profiles(digit))
+    top = min(max(round(frame / 2 - cy), 0), frame - height)
+    left = min(max(round(frame / 2 - cx), 0), frame - width)
+    out = np.zeros((frame, frame), np.uint8)
+    out[top : top + height, left : left + width] = np.rint(digit * 255)
+    return out
+
+
+def frame_to_input(frame: np.ndarray, spec: InputSpec = DEFAULT_SPEC) -> np.ndarray:
+    """Pad a uint8 MNIST-style frame to the input size and map it onto the model's range."""
+    pad = (spec.size - spec.frame) // 2
+    out = np.full((1, spec.size, spec.size), spec.background, np.float32)
+    out[0, pad : pad + spec.frame, pad : pad + spec.frame] = spec.levels.take(frame)
+    return out
