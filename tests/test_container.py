@@ -57,11 +57,8 @@ def engine() -> None:
 
 @pytest.fixture(scope="module")
 def image(engine: None) -> str:
-    started = time.monotonic()
     build = docker("build", "-t", IMAGE, str(REPO), timeout=1800)
     assert build.returncode == 0, build.stdout[-5000:] + build.stderr[-5000:]
-    size = int(docker("image", "inspect", "-f", "{{.Size}}", IMAGE).stdout)
-    print(f"{IMAGE}: built in {time.monotonic() - started:.0f} s, {size / 1e6:.0f} MB")
     return IMAGE
 
 
