@@ -1,0 +1,680 @@
+// The demo page: draw or upload a digit, show LeNet-5's answer and its inner layers.
+// Plain browser JavaScript, no build step and nothing fetched but this service's own API.
+"use strict";
+
+const PREDICT_URL = "/predict?explain=true";
+const MODEL_URL = "/model";
+// Long enough to skip most of a stroke's intermediate states, short enough to feel live.
+const DEBOUNCE_MS = 150;
+const MAX_WAIT_MS = 400;
+// A stroke about a tenth of the digit's height: the thickness of MNIST's pen strokes after the
+// service scales the digit into its 20×20 box.
+const PEN_WIDTH = 20;
+const PAPER = "#ffffff";
+// Below this probability an accepted answer is shown as uncertain.
+const LOW_CONFIDENCE = 0.5;
+const INK = "#111111";
+// Squashing amplitude A of f(a) = A·tanh(S·a): every activation lies in [−A, A]. Replaced by
+// the model's own value once GET /model answers.
+let squashA = 1.7159;
+// Input range of the network (paper grey, full ink), also from the model when it answers.
+let inputRange = [-0.1, 1.175];
+
+// Feature maps drawn in the "inside" view: key in explain.activations, label, tile size in CSS
+// pixels. Tiles of a convolution and its subsampling share a size so they line up.
+const MAP_LAYERS = [
+  { key: "c1", name: "C1", tile: 84 },
+  { key: "s2", name: "S2", tile: 84 },
+  { key: "c3", name: "C3", tile: 48 },
+  { key: "s4", name: "S4", tile: 48 },
+];
+const DEFAULT_SHAPES = { input: [32, 32], c1: [6, 28, 28], s2: [6, 14, 14], c3: [16, 10, 10],
+  s4: [16, 5, 5], c5: [120], f6: [84] };
+const DEFAULT_KINDS = { c1: "convolution 5×5", s2: "subsampling 2×2", c3: "convolution 5×5",
+  s4: "subsampling 2×2", c5: "convolution 5×5", f6: "full connection" };
+
+const $ = (id) => document.getElementById(id);
+
+const state = {
+  model: null, // GET /model, once it answered
+  hasInk: false, // something drawn since the last clear: a blank canvas is never sent
+  source: "none", // "drawing" or "upload": what the shown answer is about
+  seq: 0, // number of the latest picture sent: answers to older ones are dropped
+  answered: 0, // number of the latest picture answered (or given up)
+  controller: null, // aborts the request in flight when a newer one starts
+  timer: 0, // the pending debounced prediction, 0 when none
+  firstScheduled: 0, // when the pending prediction was first asked for
+  lastPoint: null,
+};
+
+// ---------------------------------------------------------------- drawing
+
+const canvas = () => $("canvas");
+
+function clearCanvas() {
+  const ctx = canvas().getContext("2d");
+  ctx.fillStyle = PAPER; // opaque paper, so the PNG sent is what the user sees
+  ctx.fillRect(0, 0, canvas().width, canvas().height);
+  state.hasInk = false;
+}
+
+// Pointer position in canvas pixels, whatever CSS size the canvas is displayed at.
+function canvasPoint(event) {
+  const rect = canvas().getBoundingClientRect();
+  return {
+    x: ((event.clientX - rect.left) * canvas().width) / rect.width,
+    y: ((event.clientY - rect.top) * canvas().height) / rect.height,
+  };
+}
+
+function strokeTo(point) {
+  const ctx = canvas().getContext("2d");
+  ctx.strokeStyle = INK;
+  ctx.fillStyle = INK;
+  ctx.lineWidth = PEN_WIDTH;
+  ctx.lineCap = "round";
+  ctx.lineJoin = "round";
+  const from = state.lastPoint || point;
+  if (from === point) {
+    // A tap leaves a round dot, as a pen would.
+    ctx.beginPath();
+    ctx.arc(point.x, point.y, PEN_WIDTH / 2, 0, 2 * Math.PI);
+    ctx.fill();
+  } else {
+    ctx.beginPath();
+    ctx.moveTo(from.x, from.y);
+    ctx.lineTo(point.x, point.y);
+    ctx.stroke();
+  }
+  state.lastPoint = point;
+  state.hasInk = true;
+}
+
+function onPointerDown(event) {
+  if (event.button !== 0) return;
+  event.preventDefault();
+  canvas().setPointerCapture(event.pointerId);
+  if (state.source === "upload") resetAll(); // drawing starts afresh over an uploaded picture
+  state.source = "drawing";
+  state.lastPoint = null;
+  strokeTo(canvasPoint(event));
+  $("pad").classList.add("inked");
+  schedulePredict();
+}
+
+function onPointerMove(event) {
+  if (state.lastPoint === null) return;
+  // Coalesced events keep fast strokes smooth where the browser batches pointer moves.
+  const events = event.getCoalescedEvents ? event.getCoalescedEvents() : [];
+  for (const e of events.length ? events : [event]) strokeTo(canvasPoint(e));
+  schedulePredict();
+}
+
+function onPointerUp() {
+  if (state.lastPoint === null) return;
+  state.lastPoint = null;
+  predictDrawing(); // the finished stroke is answered at once, not after the debounce
+}
+
+function setupCanvas() {
+  clearCanvas();
+  const c = canvas();
+  c.addEventListener("pointerdown", onPointerDown);
+  c.addEventListener("pointermove", onPointerMove);
+  c.addEventListener("pointerup", onPointerUp);
+  c.addEventListener("pointercancel", onPointerUp);
+  $("clear").addEventListener("click", resetAll);
+  document.addEventListener("keydown", (e) => {
+    if (e.key === "Escape") resetAll();
+  });
+}
+
+// ---------------------------------------------------------------- uploads
+
+function setupUpload() {
+  $("file").addEventListener("change", (e) => {
+    const file = e.target.files[0];
+    if (file) useFile(file);
+    e.target.value = ""; // choosing the same file again must trigger a new answer
+  });
+  const pad = $("pad");
+  pad.addEventListener("dragenter", onDragOver);
+  pad.addEventListener("dragover", onDragOver);
+  pad.addEventListener("dragleave", () => pad.classList.remove("dragging"));
+  pad.addEventListener("drop", (e) => {
+    e.preventDefault();
+    pad.classList.remove("dragging");
+    const file = e.dataTransfer.files[0];
+    if (file) useFile(file);
+  });
+  // A file dropped beside the pad would make the browser leave the page to open it.
+  window.addEventListener("dragover", (e) => e.preventDefault());
+  window.addEventListener("drop", (e) => e.preventDefault());
+}
+
+function onDragOver(event) {
+  event.preventDefault();
+  event.dataTransfer.dropEffect = "copy";
+  $("pad").classList.add("dragging");
+}
+
+// Show the file on the pad and send it as it is: the service's own preprocessing is better
+// than a re-encoding of the canvas (a 28×28 MNIST digit then reaches the model bit for bit).
+function useFile(file) {
+  resetAll();
+  state.source = "upload";
+  $("source").textContent = file.name;
+  $("pad").classList.add("inked");
+  previewFile(file);
+  const form = new FormData();
+  form.append("file", file, file.name);
+  const seq = ++state.seq;
+  updateBusy();
+  predict(form, seq);
+}
+
+function previewFile(file) {
+  const url = URL.createObjectURL(file);
+  const img = new Image();
+  img.onload = () => {
+    const c = canvas();
+    const ctx = c.getContext("2d");
+    const scale = Math.min(c.width / img.width, c.height / img.height);
+    const w = img.width * scale;
+    const h = img.height * scale;
+    // Small images (an MNIST digit is 28×28) are shown as crisp pixels, not blurred.
+    ctx.imageSmoothingEnabled = scale < 2;
+    ctx.drawImage(img, (c.width - w) / 2, (c.height - h) / 2, w, h);
+    ctx.imageSmoothingEnabled = true;
+    URL.revokeObjectURL(url);
+  };
+  img.onerror = () => URL.revokeObjectURL(url); // the service will say what is wrong with it
+  img.src = url;
+}
+
+// ---------------------------------------------------------------- prediction requests
+
+// Debounced, but never longer than MAX_WAIT_MS behind a stroke that keeps going: the answer
+// follows the pen without a request for every pointer move.
+function schedulePredict() {
+  const now = performance.now();
+  if (!state.timer) state.firstScheduled = now;
+  clearTimeout(state.timer);
+  const wait = Math.min(DEBOUNCE_MS, Math.max(0, state.firstScheduled + MAX_WAIT_MS - now));
+  state.timer = setTimeout(predictDrawing, wait);
+  updateBusy();
+}
+
+function predictDrawing() {
+  clearTimeout(state.timer);
+  state.timer = 0;
+  if (state.hasInk) {
+    const seq = ++state.seq; // numbered now: an older answer arriving meanwhile is stale
+    canvas().toBlob((blob) => predict(blob, seq), "image/png");
+  }
+  updateBusy();
+}
+
+// POST the body (a PNG blob or a multipart form) as request number `seq`; only the latest
+// request's answer is shown.
+async function predict(body, seq) {
+  if (seq !== state.seq) return; // a newer picture was numbered before this one was sent
+  if (state.controller) state.controller.abort();
+  const controller = new AbortController();
+  state.controller = controller;
+  const headers = body instanceof Blob ? { "Content-Type": "image/png" } : {};
+  const started = performance.now();
+  try {
+    const response = await fetch(PREDICT_URL, { method: "POST", body, headers,
+      signal: controller.signal });
+    const data = await response.json().catch(() => ({}));
+    if (seq !== state.seq) return;
+    if (!response.ok) {
+      showError(describeError(response.status, data));
+    } else {
+      $("latency").textContent = `answered in ${Math.round(performance.now() - started)} ms`;
+      showResult(data);
+    }
+  } catch (err) {
+    if (seq !== state.seq) return;
+    showError("The service did not answer. Is it still running?");
+  } finally {
+    if (seq === state.seq) {
+      state.answered = seq;
+      updateBusy();
+    }
+  }
+}
+
+// FastAPI's 4xx bodies carry `detail`: a sentence, or a list of validation problems.
+function describeError(status, data) {
+  const detail = data && data.detail;
+  if (typeof detail === "string") return detail;
+  if (Array.isArray(detail) && detail.length) return detail.map((d) => d.msg || String(d)).join("; ");
+  return `The service answered with HTTP ${status}.`;
+}
+
+// Busy while a prediction is scheduled or the latest request is unanswered. data-busy lets
+// tests know when the answer shown is the one for the picture on the pad.
+function updateBusy() {
+  const busy = state.timer !== 0 || state.answered !== state.seq;
+  document.body.dataset.busy = String(busy);
+  $("result").classList.toggle("busy", busy);
+}
+
+// ---------------------------------------------------------------- the answer
+
+function resetAll() {
+  state.seq++; // answers still in flight belong to the old picture
+  state.answered = state.seq;
+  if (state.controller) state.controller.abort();
+  clearTimeout(state.timer);
+  state.timer = 0;
+  clearCanvas();
+  state.source = "none";
+  $("source").textContent = "";
+  $("pad").classList.remove("inked");
+  $("prediction").textContent = "–";
+  $("prediction").dataset.rejected = "false";
+  $("result").dataset.state = "idle";
+  $("status").textContent = "Waiting for a digit";
+  $("status").className = "status";
+  $("error").hidden = true;
+  $("latency").textContent = "";
+  for (const id of ["confidence", "p-none", "nearest"]) $(id).textContent = "–";
+  renderBars(null, null);
+  clearInside();
+  updateBusy();
+}
+
+function showError(message) {
+  $("result").dataset.state = "error";
+  $("prediction").textContent = "–";
+  $("status").textContent = "No answer";
+  $("status").className = "status status-error";
+  $("error").textContent = capitalise(message);
+  $("error").hidden = false;
+  for (const id of ["confidence", "p-none", "nearest"]) $(id).textContent = "–";
+  renderBars(null, null);
+  clearInside();
+}
+
+function showResult(data) {
+  $("error").hidden = true;
+  $("result").dataset.state = data.rejected ? "rejected" : "accepted";
+  const digit = $("prediction");
+  digit.textContent = String(data.digit);
+  digit.dataset.rejected = String(Boolean(data.rejected));
+  const status = $("status");
+  if (data.rejected) {
+    status.textContent = `Rejected: this does not look like a digit (closest is ${data.digit})`;
+    status.className = "status status-rejected";
+  } else if (data.confidence < LOW_CONFIDENCE) {
+    // Accepted, but the paper's MAP probability says another answer is about as likely.
+    status.textContent = `Probably ${data.digit}, with low confidence`;
+    status.className = "status status-rejected";
+  } else {
+    status.textContent = `Recognised as ${data.digit}`;
+    status.className = "status status-accepted";
+  }
+  const distances = digitValues(data.distances);
+  $("confidence").textContent = percent(data.confidence);
+  $("p-none").textContent = data.probabilities ? percent(data.probabilities.none) : "–";
+  $("nearest").textContent = Math.min(...distances).toFixed(2);
+  if (data.version) showModelId(data.version, data.sha256);
+  renderBars(distances, data.digit);
+  if (data.explain) renderInside(data.explain, data.digit, distances);
+}
+
+// The service's messages start in lower case: they read as sentences on the page.
+const capitalise = (text) => text.charAt(0).toUpperCase() + text.slice(1);
+
+// {"0": …, "9": …} as an array indexed by digit.
+function digitValues(byDigit) {
+  return Array.from({ length: 10 }, (_, d) => Number(byDigit[String(d)]));
+}
+
+function percent(p) {
+  if (typeof p !== "number") return "–";
+  return p >= 0.999 ? ">99.9%" : `${(100 * p).toFixed(1)}%`;
+}
+
+function rejectionThreshold() {
+  const r = state.model && state.model.rejection;
+  return r && typeof r.threshold === "number" ? r.threshold : null;
+}
+
+// Horizontal bars, one per digit; the dashed line is the rejection threshold: an input whose
+// nearest bitmap is beyond it is refused.
+function renderBars(distances, winner) {
+  const bars = $("bars");
+  bars.textContent = "";
+  const threshold = rejectionThreshold();
+  const values = distances || Array(10).fill(0);
+  const max = Math.max(...values, threshold || 0, 1) * 1.08;
+  for (let d = 0; d < 10; d++) {
+    const row = document.createElement("div");
+    row.className = "bar-row" + (d === winner ? " winner" : "");
+    row.dataset.digit = String(d);
+    const label = el("span", "bar-label", String(d));
+    const track = el("span", "bar-track");
+    const fill = el("span", "bar-fill");
+    fill.style.width = `${(100 * values[d]) / max}%`;
+    track.append(fill);
+    if (threshold !== null && distances) {
+      const line = el("span", "bar-threshold");
+      line.style.left = `${(100 * threshold) / max}%`;
+      track.append(line);
+    }
+    const value = el("span", "bar-value", distances ? fmtDistance(values[d]) : "");
+    row.append(label, track, value);
+    bars.append(row);
+  }
+  bars.classList.toggle("empty", !distances);
+}
+
+// Small distances get two decimals: they are the ones compared with each other.
+const fmtDistance = (x) => x.toFixed(x < 10 ? 2 : 1);
+
+function el(tag, className, text) {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+// ---------------------------------------------------------------- greyscale pictures
+
+// Paint a 2-D array of values on a canvas, one canvas pixel per value (CSS scales it up,
+// pixelated). Values from lo to hi go from paper white to ink black, like the input.
+function paintGrid(target, grid, lo, hi) {
+  const rows = grid.length;
+  const cols = grid[0].length;
+  target.width = cols;
+  target.height = rows;
+  const ctx = target.getContext("2d");
+  const image = ctx.createImageData(cols, rows);
+  for (let y = 0; y < rows; y++) {
+    for (let x = 0; x < cols; x++) {
+      const t = Math.min(1, Math.max(0, (grid[y][x] - lo) / (hi - lo)));
+      const grey = Math.round(255 * (1 - t));
+      const i = 4 * (y * cols + x);
+      image.data[i] = image.data[i + 1] = image.data[i + 2] = grey;
+      image.data[i + 3] = 255;
+    }
+  }
+  ctx.putImageData(image, 0, 0);
+}
+
+// A flat vector as rows of `width` values.
+function toRows(values, width) {
+  const rows = [];
+  for (let i = 0; i < values.length; i += width) rows.push(values.slice(i, i + width));
+  return rows;
+}
+
+function tile(grid, lo, hi, size, title) {
+  const c = document.createElement("canvas");
+  c.className = "map";
+  c.title = title;
+  paintGrid(c, grid, lo, hi);
+  c.style.width = `${size}px`;
+  c.style.height = `${(size * grid.length) / grid[0].length}px`;
+  return c;
+}
+
+// A blank tile of the right size, shown before the first answer.
+function blankTile(rows, cols, size) {
+  const grid = Array.from({ length: rows }, () => Array(cols).fill(-Infinity));
+  return tile(grid, 0, 1, size, "");
+}
+
+// ---------------------------------------------------------------- inside the network
+
+function layerInfo(key) {
+  const layers = (state.model && state.model.layers) || [];
+  return layers.find((l) => l.name.toLowerCase() === key);
+}
+
+function describeLayer(key, shape) {
+  const info = layerInfo(key);
+  let kind = DEFAULT_KINDS[key];
+  if (info) {
+    const k = info.kernel_size ? ` ${info.kernel_size.join("×")}` : "";
+    kind = `${info.kind}${k}`;
+  }
+  const size = shape.length === 3 ? `${shape[0]} maps ${shape[1]}×${shape[2]}` : `${shape[0]} units`;
+  return { kind, size };
+}
+
+function layerRow(name, kind, size, testid) {
+  const row = el("div", "layer-row");
+  row.dataset.testid = testid;
+  const head = el("div", "layer-head");
+  head.append(el("div", "layer-name", name), el("div", "layer-kind", kind), el("div", "layer-size", size));
+  const body = el("div", "layer-maps");
+  row.append(head, body);
+  return { row, body };
+}
+
+// The rows of the inside view, blank (explain === null) or painted from an explain answer.
+function buildInside(explain, winner, distances) {
+  const layers = $("layers");
+  layers.textContent = "";
+  layers.dataset.state = explain ? "shown" : "empty";
+  const [inLo, inHi] = inputRange;
+  const acts = explain ? explain.activations : null;
+
+  const input = layerRow("Input", "preprocessed image", "32×32", "layer-input");
+  input.body.append(explain
+    ? tile(explain.input, inLo, inHi, 128, "The 32×32 image the network sees")
+    : blankTile(32, 32, 128));
+  input.body.append(el("p", "layer-note",
+    "The service centres the digit by its centre of mass in a 20×20 box, as MNIST was prepared, " +
+    "and pads it to 32×32. This is exactly what C1 reads."));
+  layers.append(input.row);
+
+  for (const { key, name, tile: size } of MAP_LAYERS) {
+    const maps = acts ? acts[key] : null;
+    const shape = maps ? [maps.length, maps[0].length, maps[0][0].length] : DEFAULT_SHAPES[key];
+    const { kind, size: text } = describeLayer(key, shape);
+    const row = layerRow(name, kind, text, `layer-${key}`);
+    row.body.classList.add("grid");
+    for (let m = 0; m < shape[0]; m++) {
+      row.body.append(maps
+        ? tile(maps[m], -squashA, squashA, size, `${name} map ${m}`)
+        : blankTile(shape[1], shape[2], size));
+    }
+    layers.append(row.row);
+  }
+
+  layers.append(vectorRow("c5", "C5", acts && acts.c5));
+  layers.append(f6Row(acts && acts.f6, winner, distances));
+}
+
+// C5's 120 units as one strip: it is a vector, though computed as 120 maps of 1×1.
+function vectorRow(key, name, values) {
+  const flat = values ? values.flat(Infinity) : null;
+  const shape = flat ? [flat.length] : DEFAULT_SHAPES[key];
+  const { kind, size } = describeLayer(key, shape);
+  const row = layerRow(name, kind, size, `layer-${key}`);
+  const strip = flat
+    ? tile(toRows(flat, 60), -squashA, squashA, 600, `${name}: ${flat.length} units`)
+    : blankTile(2, 60, 600);
+  strip.classList.add("strip");
+  row.body.append(strip);
+  return row.row;
+}
+
+// F6's 84 values drawn as the 7×12 picture they are compared with, beside the bitmap of the
+// winning digit: the closer the two pictures, the smaller that digit's distance.
+function f6Row(values, winner, distances) {
+  const { kind, size } = describeLayer("f6", DEFAULT_SHAPES.f6);
+  const row = layerRow("F6", kind, `${size} as 7×12`, "layer-f6");
+  const bitmaps = state.model && state.model.rbf_bitmaps;
+  const width = bitmaps ? bitmaps.width : 7;
+  const height = bitmaps ? bitmaps.height : 12;
+  const pair = el("div", "f6-pair");
+  const f6 = values
+    ? tile(toRows(values.flat(Infinity), width), -1, 1, 70, "F6 output as 7×12")
+    : blankTile(height, width, 70);
+  pair.append(figureOf(f6, "F6 output"));
+  pair.append(el("span", "f6-vs", "vs"));
+  if (values && bitmaps && winner !== null && bitmaps.digits[winner]) {
+    const code = tile(bitmaps.digits[winner], -1, 1, 70, `RBF bitmap of ${winner}`);
+    pair.append(figureOf(code, `bitmap of ${winner}`));
+    pair.append(el("p", "layer-note",
+      `Distance ${distances[winner].toFixed(2)}: the sum of squared differences between the ` +
+      `two pictures. Every other digit's bitmap is farther away.`));
+  } else {
+    pair.append(figureOf(blankTile(height, width, 70), "winning bitmap"));
+  }
+  row.body.append(pair);
+  return row.row;
+}
+
+function figureOf(node, caption) {
+  const fig = el("figure", "mini");
+  fig.append(node, el("figcaption", "", caption));
+  return fig;
+}
+
+function renderInside(explain, winner, distances) {
+  buildInside(explain, winner, distances);
+}
+
+function clearInside() {
+  buildInside(null, null, null);
+}
+
+// ---------------------------------------------------------------- architecture (GET /model)
+
+async function loadModel() {
+  try {
+    const response = await fetch(MODEL_URL);
+    if (!response.ok) throw new Error(`HTTP ${response.status}`);
+    state.model = await response.json();
+  } catch (err) {
+    $("arch-source").textContent = `could not load the model description (${err.message})`;
+    return;
+  }
+  const m = state.model;
+  if (m.squashing && typeof m.squashing.A === "number") squashA = m.squashing.A;
+  if (m.input && typeof m.input.background === "number") inputRange = [m.input.background, m.input.ink];
+  $("legend-lo").textContent = `−${squashA.toFixed(2)}`;
+  $("legend-hi").textContent = `+${squashA.toFixed(2)}`;
+  showModelId(m.version, m.sha256);
+  renderLayerTable(m);
+  renderBitmaps(m.rbf_bitmaps);
+  renderC3Table(m.c3_table);
+  renderFacts(m);
+  if (rejectionThreshold() !== null) {
+    const note = $("threshold-note");
+    note.textContent = "";
+    note.append(el("span", "legend-key"), "rejection threshold");
+  }
+  // Repaint what depends on the model (kinds, bitmaps, threshold) unless an answer is shown.
+  if ($("result").dataset.state === "idle") resetAll();
+}
+
+function showModelId(version, sha256) {
+  if (!version) return;
+  const node = $("model-id");
+  node.textContent = `model ${version}`;
+  if (sha256) node.title = `sha256 ${sha256}`;
+}
+
+const fmtInt = (n) => (typeof n === "number" ? n.toLocaleString("en-US") : "–");
+const fmtShape = (s) => (Array.isArray(s) ? s.join("×") : "–");
+
+function renderLayerTable(model) {
+  const table = $("layer-table");
+  const body = table.tBodies[0];
+  body.textContent = "";
+  for (const layer of model.layers || []) {
+    const tr = document.createElement("tr");
+    const cells = [
+      [layer.name, "name"],
+      [layer.kind, ""],
+      [fmtShape(layer.input_shape), "shape"],
+      [fmtShape(layer.output_shape), "shape"],
+      [layer.kernel_size ? layer.kernel_size.join("×") : "–", "shape"],
+      [fmtInt(layer.maps), "num"],
+      [fmtInt(layer.trainable_parameters), "num"],
+      [fmtInt(layer.connections), "num"],
+    ];
+    for (const [text, cls] of cells) tr.append(el("td", cls, text));
+    body.append(tr);
+  }
+  const totals = model.totals || {};
+  table.tFoot.textContent = "";
+  const tr = document.createElement("tr");
+  const label = el("td", "", "Total");
+  label.colSpan = 6;
+  tr.append(label, el("td", "num", fmtInt(totals.trainable_parameters)),
+    el("td", "num", fmtInt(totals.connections)));
+  table.tFoot.append(tr);
+}
+
+function renderBitmaps(bitmaps) {
+  const box = $("bitmaps");
+  box.textContent = "";
+  if (!bitmaps || !bitmaps.digits) return;
+  bitmaps.digits.forEach((grid, d) => {
+    box.append(figureOf(tile(grid, -1, 1, 42, `RBF bitmap of ${d}`), String(d)));
+  });
+}
+
+// Table I of the paper: rows are S2 maps (inputs), columns C3 maps; X marks a connection.
+function renderC3Table(table) {
+  const node = $("c3-table");
+  node.textContent = "";
+  if (!Array.isArray(table) || !table.length) return;
+  const head = document.createElement("tr");
+  head.append(el("th", "", ""));
+  table[0].forEach((_, j) => head.append(el("th", "", String(j))));
+  node.append(head);
+  table.forEach((row, i) => {
+    const tr = document.createElement("tr");
+    tr.append(el("th", "", String(i)));
+    for (const on of row) tr.append(el("td", on ? "on" : "", on ? "X" : ""));
+    node.append(tr);
+  });
+}
+
+function renderFacts(model) {
+  const facts = $("facts");
+  facts.textContent = "";
+  const add = (term, value, wide = false) => {
+    if (value === undefined || value === null || value === "") return;
+    const div = el("div", wide ? "wide" : "");
+    div.append(el("dt", "", term), el("dd", "", value));
+    facts.append(div);
+  };
+  const t = model.training || {};
+  const paper = t.paper_test_error || {};
+  if (typeof t.test_error === "number") {
+    const ref = typeof paper["LeNet-5"] === "number" ? ` (paper: ${pct2(paper["LeNet-5"])})` : "";
+    add("Test error on MNIST", `${pct2(t.test_error)}${ref}`);
+  }
+  if (t.epochs !== undefined) add("Training", `${t.epochs} epochs${t.distort ? ", with distortions" : ""}`);
+  const sq = model.squashing;
+  if (sq) add("Squashing", `f(a) = A·tanh(S·a), A = ${sq.A}, S = ${fraction(sq.S)}`);
+  const threshold = rejectionThreshold();
+  if (threshold !== null) add("Rejection", `nearest distance above ${threshold.toFixed(2)}`);
+  add("Version", model.version);
+  add("SHA-256 of the model file", model.sha256, true);
+}
+
+const pct2 = (p) => `${(100 * p).toFixed(2)}%`;
+// 2/3 reads better than 0.6666666666666666.
+const fraction = (x) => (Math.abs(x - 2 / 3) < 1e-9 ? "2/3" : String(x));
+
+// ---------------------------------------------------------------- start
+
+document.addEventListener("DOMContentLoaded", () => {
+  setupCanvas();
+  setupUpload();
+  resetAll();
+  loadModel();
+});
