@@ -1,0 +1,282 @@
+"""LeNet-5 inference on onnxruntime, without any web framework: upload bytes in, answers out.
+
+A Predictor is immutable once loaded. Reloading builds and checks a new one and swaps the
+reference, so a request that holds the old one finishes on it undisturbed.
+
+The answers are plain dicts in the shape of app.schemas, built directly because the service
+sends them straight to JSON: validating them again on every request would only cost time.
+"""
+
+import base64
+import hashlib
+import json
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+
+from app.preprocess import DEFAULT_MAX_PIXELS, InputSpec, PreprocessError, to_model_input
+
+DIGITS = tuple(str(i) for i in range(10))
+INPUT_NAME = "image"
+INPUT_SHAPE = (1, 32, 32)  # per image, after the batch dimension
+# The network's outputs in the order the exported file has them, with their per-image shapes.
+OUTPUT_SHAPES = {
+    "distances": (10,),
+    "c1": (6, 28, 28),
+    "s2": (6, 14, 14),
+    "c3": (16, 10, 10),
+    "s4": (16, 5, 5),
+    "c5": (120, 1, 1),
+    "f6": (84,),
+}
+ACTIVATIONS = tuple(OUTPUT_SHAPES)[1:]
+REQUIRED_METADATA = (
+    "lenet5.architecture",
+    "lenet5.input",
+    "lenet5.outputs",
+    "lenet5.j",
+    "lenet5.rbf_bitmaps",
+    "lenet5.rejection",
+    "lenet5.training",
+    "lenet5.version",
+)
+ARCHITECTURE_KEYS = ("layers", "c3_table", "squashing", "rbf_bitmaps", "totals")
+# Scores a model's `lenet5.rejection` may name: distances of one image -> score, rejected
+# above the threshold. A model that names another score is refused rather than misread.
+SCORES: dict[str, Callable[[list[float]], float]] = {"min_distance": min}
+EXPLAIN_DECIMALS = 4
+
+# MNIST test digit 0, a 7, as the 28×28 PNG MNIST stores: every model must read it before it
+# serves, which catches a file whose input scaling or wiring is off, not only a corrupt one.
+SMOKE_DIGIT = 7
+SMOKE_PNG = base64.b64decode(
+    "iVBORw0KGgoAAAANSUhEUgAAABwAAAAcCAAAAABXZoBIAAAAwUlEQVR42mNgGDaAEUKFpD77sfTFHeyS9xQYGBg+X4"
+    "UKPuk6w8DAwMDAAuGm6l/TMnSweCzLwPDntSTDozPIOhkYGBgYBA3PmDIw/Lh1XShnGi5nBP+9KIRLTuzl/2AokwlD"
+    "Mlv0/U1cGq1//rPD6fHWf7tZcclxnv1hhVNj3b9tOOW8f3+wxCUnfPffMlxyzKf/3VbGJan2758vLjn5B/+KGXF78Z"
+    "8JLjnbT+iSSGFrw8Nw9wuKJAsy56LzO+ITGABpETyQcCy90wAAAABJRU5ErkJggg=="
+)
+
+
+class ModelError(Exception):
+    """A model file the service will not serve; the message says why."""
+
+
+@dataclass(frozen=True)
+class Predictor:
+    """One loaded, checked model: preprocess → onnxruntime → the API's answer."""
+
+    session: ort.InferenceSession
+    path: Path
+    sha256: str
+    metadata: dict[str, Any]  # lenet5.* keys, JSON-decoded
+    spec: InputSpec
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    version: str = field(init=False)
+    j: float = field(init=False)
+    score: Callable[[list[float]], float] = field(init=False)
+    threshold: float = field(init=False)
+
+    def __post_init__(self) -> None:
+        rejection = self.metadata["lenet5.rejection"]
+        set_ = object.__setattr__  # frozen: derived fields are set once, here
+        set_(self, "version", str(self.metadata["lenet5.version"]))
+        set_(self, "j", float(self.metadata["lenet5.j"]))
+        set_(self, "score", SCORES[rejection["score"]])
+        set_(self, "threshold", float(rejection["threshold"]))
+
+    @classmethod
+    def load(
+        cls, path: Path, *, threads: int = 1, max_pixels: int = DEFAULT_MAX_PIXELS
+    ) -> "Predictor":
+        """Open and check the model at `path`; ModelError says what is wrong with it."""
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise ModelError(f"cannot read the model file {path}: {exc.strerror or exc}") from exc
+        try:
+            # From the bytes just hashed, so sha256 names exactly the model that serves even
+            # when the file is replaced meanwhile.
+            session = ort.InferenceSession(
+                data, session_options(threads), providers=["CPUExecutionProvider"]
+            )
+        except Exception as exc:  # onnxruntime raises its own types for every kind of bad file
+            raise ModelError(f"{path} is not a loadable ONNX model: {exc}") from exc
+        check_signature(session)
+        metadata = read_metadata(session)
+        spec = InputSpec(
+            background=float(metadata["lenet5.input"]["background"]),
+            ink=float(metadata["lenet5.input"]["ink"]),
+        )
+        predictor = cls(session, path, hashlib.sha256(data).hexdigest(), metadata, spec, max_pixels)
+        predictor.smoke_test()
+        return predictor
+
+    def smoke_test(self) -> None:
+        distances = self.run(self.preprocess(SMOKE_PNG)[None])[0]
+        if not np.isfinite(distances).all():
+            raise ModelError(f"{self.path}: the model gives non-finite distances for a digit")
+        if int(distances.argmin()) != SMOKE_DIGIT:
+            raise ModelError(
+                f"{self.path}: the model reads a real MNIST {SMOKE_DIGIT} as "
+                f"{int(distances.argmin())}; refusing to serve it"
+            )
+
+    def preprocess(self, data: bytes) -> np.ndarray:
+        """The upload as the (1, 32, 32) model input; PreprocessError if it cannot be."""
+        return to_model_input(data, self.spec, self.max_pixels)
+
+    def run(self, images: np.ndarray) -> np.ndarray:
+        """(N, 1, 32, 32) inputs -> (N, 10) RBF distances."""
+        return self.session.run(["distances"], {INPUT_NAME: images})[0]
+
+    def predict(self, data: bytes) -> dict[str, Any]:
+        """The answer for one upload."""
+        return self.answer(self.run(self.preprocess(data)[None])[0])
+
+    def explain(self, data: bytes) -> dict[str, Any]:
+        """The answer plus what the network sees and every layer's activations."""
+        image = self.preprocess(data)[None]
+        distances, *activations = self.session.run(list(OUTPUT_SHAPES), {INPUT_NAME: image})
+        result = self.answer(distances[0])
+        layers = {name: value[0] for name, value in zip(ACTIVATIONS, activations, strict=True)}
+        layers["c5"] = layers["c5"].reshape(-1)  # 120 maps of 1×1: a vector, as F6 reads it
+        result["explain"] = {
+            "input": _rounded(image[0, 0]),
+            "activations": {name: _rounded(value) for name, value in layers.items()},
+        }
+        return result
+
+    def predict_many(self, uploads: Sequence[bytes]) -> list[dict[str, Any] | PreprocessError]:
+        """One answer per upload, in order, through one onnxruntime call; an upload that
+        cannot be read gets its PreprocessError in its place."""
+        inputs: list[np.ndarray] = []
+        errors: dict[int, PreprocessError] = {}
+        for index, data in enumerate(uploads):
+            try:
+                inputs.append(self.preprocess(data))
+            except PreprocessError as exc:
+                errors[index] = exc
+        rows = iter(self.run(np.stack(inputs)) if inputs else ())
+        return [errors[i] if i in errors else self.answer(next(rows)) for i in range(len(uploads))]
+
+    def answer(self, distances: np.ndarray) -> dict[str, Any]:
+        """The API's answer from one image's ten RBF distances.
+
+        The paper's MAP reading: P(i) ∝ exp(−y_i), with a "none of these" class of
+        exp(−j). Shifting by the smallest of the y_i and j (the log-sum-exp trick) keeps the
+        exponentials in range whatever the distances.
+        """
+        y = distances.tolist()
+        digit = min(range(10), key=y.__getitem__)
+        low = min(y[digit], self.j)
+        weights = [math.exp(low - v) for v in y]
+        none = math.exp(low - self.j)
+        total = sum(weights) + none
+        probabilities = dict(zip(DIGITS, [w / total for w in weights], strict=True))
+        probabilities["none"] = none / total
+        return {
+            "digit": digit,
+            "distances": dict(zip(DIGITS, y, strict=True)),
+            "probabilities": probabilities,
+            "confidence": probabilities[DIGITS[digit]],
+            "rejected": self.score(y) > self.threshold,
+            "version": self.version,
+            "sha256": self.sha256,
+        }
+
+    def describe(self) -> dict[str, Any]:
+        """The network as /model shows it, from the model's own metadata."""
+        meta = self.metadata
+        arch = meta["lenet5.architecture"]
+        return {
+            "name": arch.get("name", "LeNet-5"),
+            "reference": arch.get("reference"),
+            "version": self.version,
+            "created": meta.get("lenet5.created"),
+            "sha256": self.sha256,
+            "input": meta["lenet5.input"],
+            "outputs": meta["lenet5.outputs"],
+            "layers": arch["layers"],
+            "c3_table": arch["c3_table"],
+            "squashing": arch["squashing"],
+            "rbf_bitmaps": arch["rbf_bitmaps"],
+            "totals": arch["totals"],
+            "j": self.j,
+            "rejection": meta["lenet5.rejection"],
+            "training": meta["lenet5.training"],
+        }
+
+
+def session_options(threads: int) -> ort.SessionOptions:
+    """Options measured on this network (bench/service.py): one intra-op thread and sequential
+    execution are fastest for single images, whose ops are far too small to split."""
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return options
+
+
+def check_signature(session: ort.InferenceSession) -> None:
+    """The input and outputs LeNet-5's exporter writes, by name, type and shape."""
+    inputs = session.get_inputs()
+    if [i.name for i in inputs] != [INPUT_NAME] or inputs[0].type != "tensor(float)":
+        takes = [(i.name, i.type) for i in inputs]
+        raise ModelError(f"the model must take one float tensor '{INPUT_NAME}', it takes {takes}")
+    if tuple(inputs[0].shape[1:]) != INPUT_SHAPE:
+        raise ModelError(
+            f"input '{INPUT_NAME}' has shape {inputs[0].shape}, expected [N, 1, 32, 32]"
+        )
+    outputs = {o.name: tuple(o.shape[1:]) for o in session.get_outputs()}
+    if next(iter(outputs), None) != "distances":
+        raise ModelError(f"the model's first output must be 'distances', it has {list(outputs)}")
+    for name, shape in OUTPUT_SHAPES.items():
+        if outputs.get(name) != shape:
+            found = f"shape {list(outputs[name])}" if name in outputs else "no such output"
+            raise ModelError(f"output '{name}' must be [N, {', '.join(map(str, shape))}]: {found}")
+
+
+def read_metadata(session: ort.InferenceSession) -> dict[str, Any]:
+    """The lenet5.* metadata, decoded and checked for what the service relies on."""
+    raw = session.get_modelmeta().custom_metadata_map
+    missing = [key for key in REQUIRED_METADATA if key not in raw]
+    if missing:
+        raise ModelError(f"the model lacks the metadata {', '.join(missing)}")
+    try:
+        meta = {key: json.loads(value) for key, value in raw.items() if key.startswith("lenet5.")}
+    except json.JSONDecodeError as exc:
+        raise ModelError(f"the model's metadata is not JSON: {exc}") from exc
+    arch, spec, rejection = (
+        meta["lenet5.architecture"],
+        meta["lenet5.input"],
+        meta["lenet5.rejection"],
+    )
+    if not isinstance(arch, dict) or any(key not in arch for key in ARCHITECTURE_KEYS):
+        raise ModelError(f"lenet5.architecture must have {', '.join(ARCHITECTURE_KEYS)}")
+    if not isinstance(spec, dict) or not _finite(spec.get("background"), spec.get("ink")):
+        raise ModelError("lenet5.input must give the numbers background and ink")
+    if not isinstance(rejection, dict) or rejection.get("score") not in SCORES:
+        score = rejection.get("score") if isinstance(rejection, dict) else None
+        raise ModelError(f"unknown rejection score {score!r}; this service knows {list(SCORES)}")
+    if not _finite(rejection.get("threshold"), meta["lenet5.j"]):
+        raise ModelError("lenet5.rejection.threshold and lenet5.j must be finite numbers")
+    if len(arch["rbf_bitmaps"].get("digits", ())) != len(DIGITS):
+        raise ModelError("lenet5.architecture.rbf_bitmaps must have one bitmap per digit")
+    return meta
+
+
+def _finite(*values: object) -> bool:
+    return all(
+        isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in values
+    )
+
+
+def _rounded(a: np.ndarray) -> list[Any]:
+    # In float64, so that 4 decimals print as 4 decimals rather than float32's nearest value.
+    return np.round(a.astype(np.float64), EXPLAIN_DECIMALS).tolist()

@@ -1,0 +1,67 @@
+"""Service settings, read from LENET5_* environment variables."""
+
+from importlib.resources import files
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from app.preprocess import DEFAULT_MAX_PIXELS
+
+MiB = 1024 * 1024
+
+
+def shipped_model() -> Path:
+    """The model file installed with the `model` package."""
+    return Path(str(files("model") / "lenet5.onnx"))
+
+
+class Settings(BaseSettings):
+    """Everything the service can be told; each field is also the environment variable
+    LENET5_<NAME>."""
+
+    model_config = SettingsConfigDict(env_prefix="LENET5_", extra="ignore")
+
+    model_path: Path = Field(
+        default_factory=shipped_model,
+        description="ONNX model file to serve, and to reload from on SIGHUP or /model/reload",
+    )
+    threads: int = Field(
+        default=1,
+        ge=1,
+        description="onnxruntime intra-op threads per worker; 1 is fastest for a digit",
+    )
+    max_upload_bytes: int = Field(
+        default=10 * MiB,
+        ge=1,
+        description="largest /predict request body, and largest image of a batch",
+    )
+    max_image_pixels: int = Field(
+        default=DEFAULT_MAX_PIXELS, ge=1, description="largest image (width × height) decoded"
+    )
+    max_batch: int = Field(
+        default=256, ge=1, description="most images in one /predict/batch request"
+    )
+    max_batch_bytes: int = Field(default=64 * MiB, ge=1, description="largest /predict/batch body")
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="origins allowed to call the API from a browser, comma-separated; '*' for any",
+    )
+    reload_token: SecretStr | None = Field(
+        default=None,
+        description="bearer token that turns on POST /model/reload; unset leaves it off",
+    )
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [origin.strip() for origin in value.split(",") if origin.strip()]
+        return value
+
+    @field_validator("reload_token", mode="after")
+    @classmethod
+    def _blank_token_is_none(cls, value: SecretStr | None) -> SecretStr | None:
+        # An empty LENET5_RELOAD_TOKEN= must not turn reloading on with an empty password.
+        return value if value is not None and value.get_secret_value() else None
