@@ -1,0 +1,93 @@
+"""The multipart/form-data parser the service uses instead of python-multipart."""
+
+import httpx
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from app.uploads import Part, UploadError, parse_multipart
+
+
+def encoded(files: list[tuple[str, tuple[str, bytes, str]]], data: dict | None = None):
+    """A body and Content-Type as a real client (httpx) writes them."""
+    request = httpx.Request("POST", "http://test/", files=files, data=data)
+    return request.read(), request.headers["content-type"]
+
+
+def test_parse_multipart_reads_what_httpx_writes() -> None:
+    body, content_type = encoded(
+        [("file", ("d.png", b"\x89PNG\r\n--x\r\n", "image/png")), ("other", ("o", b"", "a/b"))],
+        data={"note": "hello"},
+    )
+    parts = parse_multipart(body, content_type)
+    assert [(p.name, p.filename, p.data) for p in parts] == [
+        ("note", None, b"hello"),
+        ("file", "d.png", b"\x89PNG\r\n--x\r\n"),
+        ("other", "o", b""),
+    ]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["file", "files", "x"]), st.binary(max_size=300)),
+        min_size=1,
+        max_size=5,
+    )
+)
+def test_parse_multipart_returns_every_field_byte_for_byte(fields: list[tuple[str, bytes]]) -> None:
+    body, content_type = encoded(
+        [
+            (name, (f"f{i}.bin", data, "application/octet-stream"))
+            for i, (name, data) in enumerate(fields)
+        ]
+    )
+    parts = parse_multipart(body, content_type)
+    assert [(p.name, p.data) for p in parts] == fields
+
+
+def test_parse_multipart_takes_a_quoted_boundary_a_preamble_and_an_epilogue() -> None:
+    body = (
+        b"preamble\r\n--a b\r\n"
+        b'Content-Disposition: form-data; name="file"; filename="q\\"x.png"\r\n\r\n'
+        b"DATA\r\n--a b--\r\nepilogue"
+    )
+    parts = parse_multipart(body, 'multipart/form-data; BOUNDARY="a b"')
+    assert parts == [Part("file", 'q"x.png', b"DATA")]
+
+
+def test_parse_multipart_takes_unquoted_parameters_and_any_header_case() -> None:
+    headers = b"content-type: image/png\r\nCONTENT-DISPOSITION: Form-Data; name=file"
+    body = b"--b\r\n" + headers + b"\r\n\r\nX\r\n--b--"
+    assert parse_multipart(body, "multipart/form-data;boundary=b") == [Part("file", None, b"X")]
+
+
+B = "multipart/form-data; boundary=b"
+DISPOSITION = b"Content-Disposition: form-data; name=f"
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "reason"),
+    [
+        (b"--b\r\n\r\nx\r\n--b--", "multipart/form-data", "no boundary parameter"),
+        (b"no boundary here", B, "no multipart boundary"),
+        (b"--b\r\n" + DISPOSITION + b"\r\n\r\nx", B, "not closed by a boundary"),
+        (b"--b\r\n" + DISPOSITION, B, "headers are not terminated"),
+        (b"--bX\r\n\r\nx\r\n--b--", B, "not followed by a line break"),
+        (b"--b\r\nContent-Type: image/png\r\n\r\nx\r\n--b--", B, "no Content-Disposition"),
+        (b"--b\r\nContent-Disposition: attachment; name=f\r\n\r\nx\r\n--b--", B, "with a name"),
+        (b"--b\r\nContent-Disposition: form-data\r\n\r\nx\r\n--b--", B, "with a name"),
+    ],
+)
+def test_parse_multipart_rejects_malformed_bodies(
+    body: bytes, content_type: str, reason: str
+) -> None:
+    with pytest.raises(UploadError, match=reason) as caught:
+        parse_multipart(body, content_type)
+    assert caught.value.status_code == 422
+
+
+def test_parse_multipart_rejects_a_truncated_upload() -> None:
+    body, content_type = encoded([("file", ("d.png", b"x" * 1000, "image/png"))])
+    with pytest.raises(UploadError, match="truncated"):
+        parse_multipart(body[:500], content_type)
