@@ -1,10 +1,13 @@
 """Shared fixtures: the real MNIST files (from LENET5_TEST_DATA_DIR, else ../shared/data/mnist)."""
 
+import io
 import os
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 REPO = Path(__file__).resolve().parent.parent
 MNIST_DIR = Path(os.environ.get("LENET5_TEST_DATA_DIR", REPO.parent / "shared" / "data" / "mnist"))
@@ -31,3 +34,36 @@ def mnist_test(mnist_dir: Path) -> tuple[np.ndarray, np.ndarray]:
 @pytest.fixture(scope="session")
 def shipped_model() -> Path:
     return SHIPPED_MODEL
+
+
+@pytest.fixture(scope="session")
+def service_settings(shipped_model: Path):
+    """Settings of a service on the shipped model, one onnxruntime thread, reloading allowed."""
+    from app.settings import Settings
+
+    return Settings(model_path=shipped_model, threads=1, reload_token="test-token")
+
+
+@pytest.fixture(scope="module")
+def client(service_settings) -> Iterator:
+    """A TestClient of a fresh app, its lifespan running (the model loaded)."""
+    from fastapi.testclient import TestClient
+
+    from app.main import create_app
+
+    with TestClient(create_app(service_settings)) as test_client:
+        yield test_client
+
+
+def _encode(image: np.ndarray | Image.Image, fmt: str = "PNG", **params: object) -> bytes:
+    if isinstance(image, np.ndarray):
+        image = Image.fromarray(image)
+    buffer = io.BytesIO()
+    image.save(buffer, fmt, **params)
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="session")
+def encode() -> Callable[..., bytes]:
+    """encode(image, fmt="PNG", **save_params): an array or PIL image as the bytes of a file."""
+    return _encode
