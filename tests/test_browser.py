@@ -195,6 +195,49 @@ def test_drawn_digit_is_recognised(page, name: str, strokes, digit: str) -> None
     assert_inside_view(page, digit)
 
 
+def test_answers_while_the_pen_is_down(page) -> None:
+    """Predictions follow the stroke (debounced), before the pen is lifted."""
+    box = page.get_by_test_id("canvas").bounding_box()
+    x = box["x"] + box["width"] / 2
+    page.mouse.move(x, box["y"] + 0.14 * box["height"])
+    page.mouse.down()
+    page.mouse.move(x, box["y"] + 0.86 * box["height"], steps=12)
+    page.wait_for_selector(ANSWERED)  # the mouse button is still down
+    page.mouse.up()
+    page.wait_for_function(SETTLED)
+    assert shown(page) == ("1", False)
+
+
+def test_finger_draws_without_scrolling(browser, server_url: str) -> None:
+    """Touch input on a phone-sized page: the stroke draws a 1 and the page does not scroll."""
+    context = browser.new_context(
+        viewport={"width": 390, "height": 844}, has_touch=True, is_mobile=True
+    )
+    page = context.new_page()
+    page.goto(server_url + "/")
+    page.get_by_test_id("canvas").scroll_into_view_if_needed()
+    scrolled = page.evaluate("window.scrollY")
+    box = page.get_by_test_id("canvas").bounding_box()
+    x = box["x"] + box["width"] / 2
+    ys = [box["y"] + box["height"] * (0.14 + 0.72 * i / 20) for i in range(21)]
+    # Playwright's touchscreen only taps; the DevTools protocol sends a real touch stroke.
+    cdp = context.new_cdp_session(page)
+    cdp.send(
+        "Input.dispatchTouchEvent", {"type": "touchStart", "touchPoints": [{"x": x, "y": ys[0]}]}
+    )
+    for y in ys[1:]:
+        cdp.send(
+            "Input.dispatchTouchEvent", {"type": "touchMove", "touchPoints": [{"x": x, "y": y}]}
+        )
+    cdp.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
+    page.wait_for_selector(ANSWERED)
+    page.wait_for_function(SETTLED)
+    shot(page, "touch-phone")
+    assert shown(page) == ("1", False)
+    assert page.evaluate("window.scrollY") == scrolled
+    context.close()
+
+
 def test_page_shows_what_the_service_answers(page, server_url: str) -> None:
     """For the picture on the pad, the page shows the API's digit, verdict and distances."""
     cross = [[(0.2, 0.2), (0.8, 0.8)], [(0.8, 0.2), (0.2, 0.8)]]  # not a digit: any answer

@@ -324,6 +324,7 @@ function showResult(data) {
   if (data.version) showModelId(data.version, data.sha256);
   renderBars(distances, data.digit);
   if (data.explain) renderInside(data.explain, data.digit, distances);
+  else clearInside(); // never leave another picture's layers beside this answer
 }
 
 // The service's messages start in lower case: they read as sentences on the page.
