@@ -10,6 +10,8 @@ COMMANDS = {
     "train": ("training.train", "train LeNet-5 on MNIST"),
     "evaluate": ("training.evaluate", "report test error beside the paper's results"),
     "export": ("training.export", "export a checkpoint to the ONNX file the service runs"),
+    "serve": ("app.serve", "run the web service (uvicorn)"),
+    "predict": ("app.predict_cli", "read the digits in image files, offline"),
 }
 NEEDS_TRAIN_EXTRA = {"train", "evaluate", "export"}
 

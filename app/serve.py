@@ -1,0 +1,58 @@
+"""Serve the API with uvicorn: `lenet5 serve`. Every other setting comes from LENET5_* variables
+(see the README's configuration section)."""
+
+import argparse
+import copy
+import os
+from pathlib import Path
+
+import uvicorn
+from uvicorn.config import LOGGING_CONFIG
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="address to bind (default: %(default)s)"
+    )
+    parser.add_argument("--port", type=int, default=8000, help="port (default: %(default)s)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="worker processes, each with its own model (default: %(default)s); "
+        "SIGHUP to the parent restarts them one by one, to a worker reloads its model",
+    )
+    parser.add_argument(
+        "--model",
+        type=Path,
+        default=None,
+        help="ONNX model file (default: LENET5_MODEL_PATH, else the shipped model)",
+    )
+    parser.add_argument(
+        "--no-access-log", action="store_true", help="do not log every request (faster)"
+    )
+
+
+def main(args: argparse.Namespace) -> int:
+    if args.model is not None:
+        # Through the environment, so that every worker process builds the same Settings.
+        os.environ["LENET5_MODEL_PATH"] = str(args.model.resolve())
+    uvicorn.run(
+        "app.main:create_app",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        loop="uvloop",
+        http="httptools",
+        access_log=not args.no_access_log,
+        log_config=log_config(),
+    )
+    return 0
+
+
+def log_config() -> dict:
+    """uvicorn's logging, plus the service's own messages (model loaded, reload refused)."""
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config["loggers"]["lenet5"] = {"handlers": ["default"], "level": "INFO", "propagate": False}
+    return config
