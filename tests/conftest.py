@@ -67,3 +67,41 @@ def _encode(image: np.ndarray | Image.Image, fmt: str = "PNG", **params: object)
 def encode() -> Callable[..., bytes]:
     """encode(image, fmt="PNG", **save_params): an array or PIL image as the bytes of a file."""
     return _encode
+
+
+@pytest.fixture(scope="session")
+def model_variant(shipped_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Callable:
+    """model_variant(name, metadata={key: value}, rename={old: new}): a copy of the shipped model
+    with its metadata (JSON-encoded; None drops the key, bytes are stored as they are) or its
+    output names changed, as a new file."""
+    import json
+
+    import onnx
+
+    original = onnx.load(str(shipped_model))
+    folder = tmp_path_factory.mktemp("models")
+
+    def make(name: str, metadata: dict | None = None, rename: dict | None = None) -> Path:
+        model = onnx.ModelProto()
+        model.CopyFrom(original)
+        props = {p.key: p.value for p in model.metadata_props}
+        for key, value in (metadata or {}).items():
+            if value is None:
+                props.pop(key, None)
+            else:
+                props[key] = value.decode() if isinstance(value, bytes) else json.dumps(value)
+        del model.metadata_props[:]
+        for key, value in props.items():
+            model.metadata_props.add(key=key, value=value)
+        for old, new in (rename or {}).items():
+            for node in model.graph.node:
+                node.output[:] = [new if o == old else o for o in node.output]
+                node.input[:] = [new if i == old else i for i in node.input]
+            for output in model.graph.output:
+                if output.name == old:
+                    output.name = new
+        path = folder / f"{name}.onnx"
+        onnx.save(model, str(path))
+        return path
+
+    return make

@@ -1,0 +1,121 @@
+"""The inference core without the web: answers, batches, and which model files it refuses."""
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from app.predictor import ModelError, Predictor
+from app.preprocess import EmptyImageError, UnsupportedImageError
+
+
+@pytest.fixture(scope="module")
+def predictor(shipped_model: Path) -> Predictor:
+    return Predictor.load(shipped_model, threads=1)
+
+
+def test_answer_is_stable_for_huge_and_tiny_distances(predictor: Predictor) -> None:
+    for distances in ([1e6] * 9 + [2e6], [0.0] * 10, [1e-3, *[3e4] * 9]):
+        answer = predictor.answer(np.array(distances, np.float32))
+        probabilities = list(answer["probabilities"].values())
+        assert all(math.isfinite(p) and 0 <= p <= 1 for p in probabilities)
+        assert sum(probabilities) == pytest.approx(1)
+
+
+def test_far_from_every_digit_means_none_of_these_and_rejected(predictor: Predictor) -> None:
+    answer = predictor.answer(np.full(10, predictor.threshold * 2, np.float32))
+    assert answer["probabilities"]["none"] == pytest.approx(1)
+    assert answer["rejected"] is True
+
+
+def test_rejection_follows_the_metadata_threshold(predictor: Predictor) -> None:
+    below = np.full(10, predictor.threshold * 3, np.float32)
+    below[4] = predictor.threshold * 0.99
+    above = below.copy()
+    above[4] = predictor.threshold * 1.01
+    assert predictor.answer(below)["rejected"] is False
+    assert predictor.answer(above)["rejected"] is True
+    assert predictor.answer(above)["digit"] == 4
+
+
+def test_predict_many_keeps_order_and_puts_errors_in_place(
+    predictor: Predictor, mnist_test, encode
+) -> None:
+    images, labels = mnist_test
+    uploads = [encode(images[0]), b"junk", encode(np.zeros((28, 28), np.uint8)), encode(images[1])]
+    results = predictor.predict_many(uploads)
+    assert isinstance(results[0], dict) and results[0]["digit"] == labels[0]
+    assert isinstance(results[1], UnsupportedImageError)
+    assert isinstance(results[2], EmptyImageError)
+    assert isinstance(results[3], dict) and results[3]["digit"] == labels[1]
+    assert results[0] == predictor.predict(uploads[0])
+
+
+def test_predict_many_of_only_bad_uploads_runs_no_model(predictor: Predictor) -> None:
+    assert all(isinstance(r, UnsupportedImageError) for r in predictor.predict_many([b"x", b"y"]))
+    assert predictor.predict_many([]) == []
+
+
+def test_load_reads_the_input_scaling_from_the_metadata(predictor: Predictor) -> None:
+    assert (predictor.spec.background, predictor.spec.ink) == (-0.1, 1.175)
+
+
+def refused(path: Path, match: str) -> None:
+    with pytest.raises(ModelError, match=match):
+        Predictor.load(path)
+
+
+def test_load_refuses_a_missing_file(tmp_path: Path) -> None:
+    refused(tmp_path / "none.onnx", "cannot read")
+
+
+def test_load_refuses_a_file_that_is_not_onnx(tmp_path: Path) -> None:
+    path = tmp_path / "junk.onnx"
+    path.write_bytes(b"definitely not a model")
+    refused(path, "not a loadable ONNX model")
+
+
+def test_load_refuses_a_truncated_model(tmp_path: Path, shipped_model: Path) -> None:
+    path = tmp_path / "half.onnx"
+    path.write_bytes(shipped_model.read_bytes()[:50_000])
+    refused(path, "not a loadable ONNX model")
+
+
+def test_load_refuses_renamed_outputs(model_variant) -> None:
+    refused(model_variant("renamed", rename={"distances": "scores"}), "first output must be")
+    refused(model_variant("no_c3", rename={"c3": "c3x"}), "output 'c3'")
+
+
+def test_load_refuses_missing_metadata(model_variant) -> None:
+    refused(model_variant("no_rejection", {"lenet5.rejection": None}), "lenet5.rejection")
+
+
+def test_load_refuses_an_unknown_rejection_score(model_variant) -> None:
+    rejection = {"score": "margin", "threshold": 1.0}
+    refused(model_variant("margin", {"lenet5.rejection": rejection}), "unknown rejection score")
+
+
+def test_load_refuses_a_non_finite_threshold(model_variant) -> None:
+    rejection = {"score": "min_distance", "threshold": "NaN"}
+    refused(model_variant("nan", {"lenet5.rejection": rejection}), "finite")
+
+
+def test_load_refuses_metadata_that_is_not_json(model_variant) -> None:
+    refused(model_variant("notjson", {"lenet5.j": b"{oops"}), "not JSON")
+
+
+def test_load_refuses_a_model_that_misreads_a_real_digit(model_variant) -> None:
+    # Inverted input scaling: the network sees a negative of every digit.
+    spec = {"name": "image", "shape": ["N", 1, 32, 32], "background": 1.175, "ink": -0.1}
+    refused(model_variant("inverted", {"lenet5.input": spec}), "reads a real MNIST 7")
+
+
+def test_load_accepts_extra_metadata_keys(model_variant) -> None:
+    path = model_variant("extra", {"lenet5.rejection": {
+        "score": "min_distance", "threshold": 20.0, "validation_digits_accepted": 0.99, "new": 1,
+    }, "lenet5.future": {"anything": True}})  # fmt: skip
+    predictor = Predictor.load(path)
+    assert predictor.threshold == 20.0
+    assert json.dumps(predictor.describe())
