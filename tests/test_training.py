@@ -12,7 +12,7 @@ import torch
 
 from training import mnist, train
 from training.export import OUTPUT_NAMES, export, load_checkpoint
-from training.train import TrainConfig, fit
+from training.train import TrainConfig, distances_of, fit
 
 
 @pytest.fixture(scope="module")
@@ -104,3 +104,23 @@ def test_failed_export_leaves_the_existing_model_untouched(tmp_path):
         export(bogus, target, None, version=None)
     assert target.read_bytes() == b"the model that is serving"
     assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
+
+
+def test_training_with_negatives_pushes_held_out_non_digits_away(quick_run, mnist_dir, tmp_path):
+    """One epoch of fine-tuning at j = 84, with and without non-digits in the batches."""
+    from training.negatives import make_negatives
+
+    config, out = quick_run
+    tuned = {}
+    for share in (0.0, 0.33):
+        run = replace(config, out_dir=str(tmp_path / str(share)), epochs=1, j=84.0,
+                      negatives=share, init_from=str(out / "best.pt"))  # fmt: skip
+        tuned[share], _ = load_checkpoint(fit(run))
+    assert (
+        torch.load(tmp_path / "0.33" / "best.pt", weights_only=False)["lineage"][0]["epochs"] == 2
+    )
+    data = mnist.load(mnist_dir, 1000, 1)
+    fakes, _ = make_negatives(data.test.images, data.test.labels, 500, np.random.default_rng(7))
+    x = torch.from_numpy(mnist.prepare(fakes))
+    nearest = {share: distances_of(net, x).min(1).values.median() for share, net in tuned.items()}
+    assert nearest[0.33] > nearest[0.0] + 10

@@ -28,7 +28,7 @@ from torch import Tensor, nn
 
 from model.lenet5 import INPUT_BACKGROUND, INPUT_INK, INPUT_SIZE, LAYER_NAMES, LeNet5, describe
 from training import mnist
-from training.train import distances_of
+from training.train import distances_of, stage
 
 OPSET = 17
 ACTIVATIONS = LAYER_NAMES[:-1]  # c1 … f6; "output" is exported as `distances`
@@ -78,13 +78,17 @@ def calibrate(distances: Tensor) -> dict:
 
 
 def training_summary(state: dict, test_error: float, validation_error: float) -> dict:
+    """What the model is: its measured errors, and every training stage that made it
+    (a fine-tuned model lists the run it started from first)."""
     config = state["config"]
+    stages = [*state.get("lineage", []), stage(state)]
     return {
         "test_error": test_error,
         "validation_error": validation_error,
         "paper_test_error": PAPER_RESULTS,
-        "epochs": state["epoch"],
-        "training_seconds": round(sum(row["seconds"] for row in state["metrics"]), 1),
+        "epochs": sum(s["epochs"] for s in stages),
+        "training_seconds": round(sum(s["seconds"] for s in stages), 1),
+        "stages": stages,
         "data_checksums": state["data_checksums"],
         **{key: config[key] for key in ("optimizer", "lr", "schedule", "batch_size", "loss",
                                         "j", "distort", "negatives", "seed")},

@@ -50,6 +50,7 @@ class TrainConfig:
     train_limit: int = 0
     seed: int = 0
     threads: int = 0
+    init_from: str | None = None
     resume: bool = False
 
 
@@ -73,6 +74,7 @@ HELP = {
     "train_limit": "use only the first N training digits (0: all); for quick runs",
     "seed": "seed for initialisation, data order, distortions and negatives",
     "threads": "torch CPU threads (0: torch's default)",
+    "init_from": "start from this checkpoint's weights (fresh optimizer), e.g. to fine-tune",
     "resume": "continue from OUT_DIR/checkpoint.pt",
 }
 
@@ -189,23 +191,25 @@ def checkpoint(config, net, optimizer, schedule, epoch, history, data) -> dict:
     }
 
 
-def fit(config: TrainConfig) -> Path:
-    """Run (or resume) training; returns the path of the best checkpoint."""
-    out = Path(config.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    if config.threads:
-        torch.set_num_threads(config.threads)
-    torch.manual_seed(config.seed)
-    data = mnist.load(
-        Path(config.data_dir) if config.data_dir else None, config.validation_size, config.seed
-    )
-    if config.train_limit:
-        data = mnist.Mnist(
-            mnist.Split(data.train.images[: config.train_limit],
-                        data.train.labels[: config.train_limit]),
-            data.validation, data.test, data.checksums,
-        )  # fmt: skip
+def load_data(config: TrainConfig) -> mnist.Mnist:
+    data_dir = Path(config.data_dir) if config.data_dir else None
+    data = mnist.load(data_dir, config.validation_size, config.seed)
+    if not config.train_limit:
+        return data
+    limited = mnist.Split(data.train.images[: config.train_limit],
+                          data.train.labels[: config.train_limit])  # fmt: skip
+    return mnist.Mnist(limited, data.validation, data.test, data.checksums)
+
+
+def start(config: TrainConfig, out: Path):
+    """The network, optimizer, schedule, lineage and metrics so far: fresh, initialised
+    from another checkpoint (--init-from), or resumed from this run's own checkpoint."""
     net = LeNet5()
+    lineage: list[dict] = []
+    if config.init_from:
+        parent = torch.load(config.init_from, weights_only=False)
+        net.load_state_dict(parent["model"])
+        lineage = [*parent.get("lineage", []), stage(parent)]
     optimizer = make_optimizer(config, net.parameters())
     schedule = make_schedule(config, optimizer)
     history: list[dict] = []
@@ -215,6 +219,18 @@ def fit(config: TrainConfig) -> Path:
         optimizer.load_state_dict(state["optimizer"])
         schedule.load_state_dict(state["schedule"])
         history = state["metrics"]
+    return net, optimizer, schedule, lineage, history
+
+
+def fit(config: TrainConfig) -> Path:
+    """Run (or resume) training; returns the path of the best checkpoint."""
+    out = Path(config.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    torch.manual_seed(config.seed)
+    data = load_data(config)
+    net, optimizer, schedule, lineage, history = start(config, out)
     val_x = torch.from_numpy(mnist.prepare(data.validation.images))
     val_y = torch.from_numpy(data.validation.labels)
     for epoch in range(len(history) + 1, config.epochs + 1):
@@ -226,13 +242,23 @@ def fit(config: TrainConfig) -> Path:
         row["seconds"] = round(time.perf_counter() - started, 2)
         schedule.step()
         history.append(row)
-        record_epoch(config, out, row, checkpoint(config, net, optimizer, schedule, epoch,
-                                                  history, data))  # fmt: skip
+        state = checkpoint(config, net, optimizer, schedule, epoch, history, data)
+        record_epoch(out, row, state | {"lineage": lineage})
     finish(out, net, val_x, val_y, history)
     return out / "best.pt"
 
 
-def record_epoch(config: TrainConfig, out: Path, row: dict, state: dict) -> None:
+def stage(state: dict) -> dict:
+    """One training stage in a checkpoint's lineage: what ran, how long, how well."""
+    return {
+        "config": state["config"],
+        "epochs": state["epoch"],
+        "seconds": round(sum(row["seconds"] for row in state["metrics"]), 1),
+        "val_error": min(row["val_error"] for row in state["metrics"]),
+    }
+
+
+def record_epoch(out: Path, row: dict, state: dict) -> None:
     with open(out / "metrics.jsonl", "a") as log:
         log.write(json.dumps(row) + "\n")
     save_atomic(state, out / "checkpoint.pt")

@@ -1,0 +1,50 @@
+"""The model the service ships with, measured on the real MNIST test digits."""
+
+import json
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+
+from model.lenet5 import INPUT_BACKGROUND, INPUT_INK
+
+PAPER_LENET5_ERROR = 0.0095
+
+
+@pytest.fixture(scope="module")
+def session(shipped_model):
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    return ort.InferenceSession(str(shipped_model), options, providers=["CPUExecutionProvider"])
+
+
+@pytest.fixture(scope="module")
+def test_distances(session, mnist_test):
+    images, _ = mnist_test
+    x = np.full((len(images), 1, 32, 32), INPUT_BACKGROUND, dtype=np.float32)
+    x[:, 0, 2:30, 2:30] = INPUT_BACKGROUND + images * np.float32(
+        (INPUT_INK - INPUT_BACKGROUND) / 255
+    )
+    return session.run(["distances"], {"image": x})[0]
+
+
+def test_shipped_model_beats_the_papers_lenet5_on_the_test_digits(test_distances, mnist_test):
+    _, labels = mnist_test
+    error = float((test_distances.argmin(1) != labels).mean())
+    assert error <= PAPER_LENET5_ERROR
+
+
+def test_shipped_model_reports_its_measured_test_error(session, test_distances, mnist_test):
+    _, labels = mnist_test
+    meta = session.get_modelmeta().custom_metadata_map
+    summary = json.loads(meta["lenet5.training"])
+    assert summary["test_error"] == pytest.approx(
+        float((test_distances.argmin(1) != labels).mean())
+    )
+    assert summary["epochs"] >= 10  # a full training run, not a smoke test
+
+
+def test_shipped_model_rejection_threshold_accepts_almost_all_test_digits(session, test_distances):
+    rejection = json.loads(session.get_modelmeta().custom_metadata_map["lenet5.rejection"])
+    accepted = (test_distances.min(1) <= rejection["threshold"]).mean()
+    assert accepted >= 0.985
