@@ -3,28 +3,35 @@
 #   docker build -t lenet5 .
 #   docker run -p 8000:8000 -e LENET5_WORKERS=2 lenet5
 
-# Builder: a venv with the runtime dependencies and the package; only the venv moves on.
-FROM python:3.11-slim AS build
+# The runtime dependencies, read from pyproject.toml, in a venv without pip. Its layer changes
+# only with the dependencies.
+FROM python:3.11-slim AS deps
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
-RUN python -m venv /opt/venv
 WORKDIR /src
-# Dependencies first, read from pyproject.toml, so a new model or code change reuses this layer.
 COPY pyproject.toml ./
-RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" > requirements.txt \
- && /opt/venv/bin/pip install -r requirements.txt
+RUN python -m venv --without-pip /opt/venv \
+ && python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" > requirements.txt \
+ && pip --python /opt/venv/bin/python install -r requirements.txt
+
+# The package and its model, apart from the venv: a new model or code change is a layer of
+# about a megabyte to build, push and pull, not the whole venv again.
+FROM deps AS package
 COPY README.md ./
 COPY app app
 COPY training training
 COPY model model
-RUN /opt/venv/bin/pip install --no-deps . \
- && /opt/venv/bin/pip uninstall -y pip setuptools
+RUN pip --python /opt/venv/bin/python install --no-deps --target /opt/lenet5 .
 
 FROM python:3.11-slim
 # A fixed numeric uid, so Kubernetes' runAsNonRoot can verify it (deploy/k8s runs as 10001).
 RUN groupadd --system --gid 10001 lenet5 \
  && useradd --system --uid 10001 --gid 10001 --no-create-home --shell /usr/sbin/nologin lenet5
-COPY --from=build /opt/venv /opt/venv
-ENV PATH=/opt/venv/bin:$PATH PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 LENET5_WORKERS=1
+COPY --from=deps /opt/venv /opt/venv
+COPY --from=package /opt/lenet5 /opt/lenet5
+# onnxruntime's own telemetry would report from every pod (and warns when it cannot store its
+# device id: this user has no home and the Deployment's root is read-only).
+ENV PATH=/opt/lenet5/bin:/opt/venv/bin:$PATH PYTHONPATH=/opt/lenet5 \
+    PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 LENET5_WORKERS=1 ORT_DISABLE_TELEMETRY=1
 USER 10001:10001
 EXPOSE 8000
 # slim has no curl; urlopen raises on a refused connection or a non-2xx answer.
