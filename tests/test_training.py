@@ -91,8 +91,10 @@ def test_export_matches_pytorch_on_real_digits_and_embeds_metadata(quick_run, mn
     got = session.run(None, {"image": images})
     with torch.no_grad():
         expected = net.activations(torch.from_numpy(images))
-    np.testing.assert_allclose(got[0], expected["output"].numpy(), atol=1e-4, rtol=0)
-    np.testing.assert_allclose(got[2], expected["s2"].numpy(), atol=1e-5, rtol=0)
+    # Distances reach a few hundred: within 1e-4 of the value there, absolutely below 1.
+    np.testing.assert_allclose(got[0], expected["output"].numpy(), atol=1e-4, rtol=1e-4)
+    for index, name in enumerate(OUTPUT_NAMES[1:], start=1):  # activations lie in ±1.7159
+        np.testing.assert_allclose(got[index], expected[name].numpy(), atol=1e-4, rtol=0)
 
 
 def test_failed_export_leaves_the_existing_model_untouched(tmp_path):
