@@ -138,11 +138,13 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     service.stop()
 
 
-def get_service(request: Request) -> Service:
+# Dependencies are `async def`: FastAPI runs a plain `def` one in a worker thread, a hop that
+# cost more than the whole prediction.
+async def get_service(request: Request) -> Service:
     return request.app.state.service
 
 
-def get_predictor(request: Request) -> Predictor:
+async def get_predictor(request: Request) -> Predictor:
     predictor = request.app.state.service.predictor
     if predictor is None:
         raise HTTPException(503, "the model is not loaded")
@@ -216,9 +218,12 @@ def json_response(content: Any, status_code: int = 200) -> Response:
     tags=["predict"],
 )
 async def predict(
-    request: Request, service: ServiceDep, predictor: PredictorDep, explain: ExplainQuery = False
+    request: Request, predictor: PredictorDep, explain: ExplainQuery = False
 ) -> Response:
     """Read the digit in one image: ten RBF distances, the digit, probabilities, rejection."""
+    # The service straight from the app, not as a second dependency: FastAPI's dependency
+    # solving costs ~30 µs each, a tenth of the request (bench/service.py).
+    service: Service = request.app.state.service
     data = await upload(request, service.settings.max_upload_bytes)
     # Inline, not in a thread: a digit takes well under a millisecond, less than a thread hop
     # (measured in bench/service.py).

@@ -56,6 +56,7 @@ _BOUNDARY = re.compile(r';\s*boundary\s*=\s*(?:"([^"]{1,70})"|([^\s;"]{1,70}))',
 # name=value parameters of a Content-Disposition header, the value a token or quoted string.
 _PARAM = re.compile(r';\s*([^\s=;]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s;]*))')
 _ESCAPE = re.compile(r"\\(.)")
+_DISPOSITION = re.compile(rb"^content-disposition:[ \t]*([^\r\n]*)", re.IGNORECASE | re.MULTILINE)
 
 
 def parse_multipart(body: bytes, content_type: str) -> list[Part]:
@@ -93,18 +94,17 @@ def parse_multipart(body: bytes, content_type: str) -> list[Part]:
 
 
 def _part(headers: bytes, data: bytes) -> Part:
-    disposition = None
-    for line in headers.decode("utf-8", "replace").split("\r\n"):
-        name, colon, value = line.partition(":")
-        if colon and name.strip().lower() == "content-disposition":
-            disposition = value
-    if disposition is None:
+    match = _DISPOSITION.search(headers)
+    if match is None:
         raise malformed("a part has no Content-Disposition header")
-    kind, _, _ = disposition.partition(";")
-    params = {
-        m[1].lower(): m[3] if m[2] is None else _ESCAPE.sub(r"\1", m[2])
-        for m in _PARAM.finditer(disposition, len(kind))
-    }
+    disposition = match[1].decode("utf-8", "replace")
+    kind = disposition.partition(";")[0]
+    params = {}
+    for param in _PARAM.finditer(disposition, len(kind)):
+        value = param[3] if param[2] is None else param[2]
+        if "\\" in value and param[2] is not None:
+            value = _ESCAPE.sub(r"\1", value)  # a quoted-pair, rare: browsers percent-encode
+        params[param[1].lower()] = value
     if kind.strip().lower() != "form-data" or "name" not in params:
         raise malformed("a part's Content-Disposition is not form-data with a name")
     return Part(params["name"], params.get("filename"), data)
