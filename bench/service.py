@@ -1,0 +1,362 @@
+"""Throughput and latency of the lenet5 service, driven by wrk on 127.0.0.1.
+
+    python bench/service.py [--duration 15] [--soak 60] [--connections 32] [--out FILE]
+
+Starts ONE uvicorn worker (uvloop + httptools, `lenet5 serve --no-access-log`) on the shipped
+model and measures, each for --duration seconds with --connections connections:
+GET /health; POST /predict with distinct 28×28 MNIST test PNGs as the raw body and as a
+multipart upload; POST /predict/batch with 256 distinct PNGs per request. Then a soak of
+POST /predict for --soak seconds: zero errors, and the server's resident memory before and
+after. Then, with the server stopped, onnxruntime alone (batch 1 latency per optimisation
+level and thread count, batch 256 throughput) and the pieces of one request in-process.
+The load average is recorded beside every figure: another job on the machine depresses them.
+Needs wrk (Debian: apt-get install wrk) and the MNIST test files (LENET5_TEST_DATA_DIR, else
+../shared/data/mnist).
+"""
+
+import argparse
+import gzip
+import io
+import json
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+from PIL import Image
+
+REPO = Path(__file__).resolve().parent.parent
+DATA = Path(os.environ.get("LENET5_TEST_DATA_DIR", REPO.parent / "shared" / "data" / "mnist"))
+BATCH = 256
+BOUNDARY = "lenet5benchboundary"
+TARGETS = {"predict_raw": 0.6, "predict_multipart": 0.5}
+
+# wrk script: cycles through the bodies in DIR (1.bin … N.bin), or sends none, and prints the
+# summary as one JSON line. Each wrk thread runs its own copy.
+LUA = """
+local dir, n, method, path, ctype = "{dir}", {n}, "{method}", "{path}", "{ctype}"
+local bodies = {{}}
+for i = 1, n do
+  local f = assert(io.open(dir .. "/" .. i .. ".bin", "rb"))
+  bodies[i] = f:read("*all")
+  f:close()
+end
+local counter = math.random(n)
+request = function()
+  if n == 0 then return wrk.format(method, path) end
+  counter = counter % n + 1
+  return wrk.format(method, path, {{["Content-Type"] = ctype}}, bodies[counter])
+end
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    '{{"requests": %d, "duration_us": %d, "p50_us": %d, "p99_us": %d, "errors": %d}}\\n',
+    summary.requests, summary.duration, latency:percentile(50), latency:percentile(99),
+    e.connect + e.read + e.write + e.status + e.timeout))
+end
+"""
+
+
+def mnist_test_images(count: int) -> np.ndarray:
+    with gzip.open(DATA / "t10k-images-idx3-ubyte.gz") as f:
+        f.read(16)
+        return np.frombuffer(f.read(count * 784), np.uint8).reshape(count, 28, 28)
+
+
+def png(image: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def multipart(files: list[bytes], field: str) -> bytes:
+    parts = [
+        f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="{field}"; filename="{i}.png"\r\n'
+        f"Content-Type: image/png\r\n\r\n".encode()
+        + data
+        + b"\r\n"
+        for i, data in enumerate(files)
+    ]
+    return b"".join(parts) + f"--{BOUNDARY}--\r\n".encode()
+
+
+class Scenario:
+    def __init__(self, work: Path, name: str, method: str, path: str, ctype: str,
+                 bodies: list[bytes], images_per_request: int = 1) -> None:  # fmt: skip
+        self.name, self.images_per_request = name, images_per_request
+        folder = work / name
+        folder.mkdir()
+        for i, body in enumerate(bodies, 1):
+            (folder / f"{i}.bin").write_bytes(body)
+        self.script = work / f"{name}.lua"
+        self.script.write_text(
+            LUA.format(dir=folder, n=len(bodies), method=method, path=path, ctype=ctype)
+        )
+
+    def run(
+        self, url: str, seconds: int, connections: int, threads: int, pid: int
+    ) -> dict[str, Any]:
+        load_before = os.getloadavg()[0]
+        cpu_before = cpu_seconds(pid)
+        wrk = subprocess.run(
+            ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s",
+             "-s", str(self.script), url],
+            capture_output=True, text=True, timeout=seconds + 60, check=True,
+        )  # fmt: skip
+        cpu = cpu_seconds(pid) - cpu_before
+        summary = json.loads(wrk.stdout.strip().splitlines()[-1])
+        rps = summary["requests"] / (summary["duration_us"] / 1e6)
+        return {
+            "scenario": self.name,
+            "requests_per_s": round(rps, 1),
+            "images_per_s": round(rps * self.images_per_request, 1),
+            "p50_ms": summary["p50_us"] / 1000,
+            "p99_ms": summary["p99_us"] / 1000,
+            "requests": summary["requests"],
+            "errors": summary["errors"],
+            # The server's own CPU time per request: unlike requests/s, barely moved by other
+            # jobs taking turns on the cores.
+            "server_cpu_us_per_request": round(cpu / max(1, summary["requests"]) * 1e6, 1),
+            "server_cpu_share": round(cpu / (summary["duration_us"] / 1e6), 2),
+            "connections": connections,
+            "seconds": seconds,
+            "loadavg_1min": round((load_before + os.getloadavg()[0]) / 2, 2),
+        }
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise RuntimeError("no VmRSS")
+
+
+def start_server(port: int) -> subprocess.Popen:
+    server = subprocess.Popen(
+        [sys.executable, "-m", "app.cli", "serve", "--host", "127.0.0.1", "--port", str(port),
+         "--workers", "1", "--no-access-log"],
+        cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/ready", timeout=2).status_code == 200:
+                return server
+        except httpx.TransportError:
+            time.sleep(0.2)
+    server.kill()
+    raise SystemExit("the server did not become ready")
+
+
+def check_answers(url: str, pngs: list[bytes], raw: list[bytes]) -> None:
+    """The bodies the scenarios send are answered, with a digit, before anything is timed."""
+    answer = httpx.post(f"{url}/predict", content=raw[0], headers={"Content-Type": "image/png"})
+    form = httpx.post(f"{url}/predict", files={"file": ("0.png", pngs[0], "image/png")})
+    assert answer.status_code == form.status_code == 200 and answer.json() == form.json()
+
+
+def service_figures(args: argparse.Namespace, work: Path) -> tuple[list[dict], dict]:
+    images = mnist_test_images(4 * BATCH)
+    pngs = [png(image) for image in images]
+    multipart_type = f"multipart/form-data; boundary={BOUNDARY}"
+    scenarios = {
+        "health": Scenario(work, "health", "GET", "/health", "", []),
+        "predict_raw": Scenario(work, "predict_raw", "POST", "/predict", "image/png",
+                                pngs[:BATCH]),
+        "predict_multipart": Scenario(work, "predict_multipart", "POST", "/predict",
+                                      multipart_type,
+                                      [multipart([p], "file") for p in pngs[:BATCH]]),
+        "predict_batch_256": Scenario(work, "predict_batch_256", "POST", "/predict/batch",
+                                      multipart_type,
+                                      [multipart(pngs[i : i + BATCH], "files")
+                                       for i in range(0, len(pngs), BATCH)],
+                                      images_per_request=BATCH),
+    }  # fmt: skip
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    server = start_server(port)
+    try:
+        check_answers(url, pngs, pngs)
+        scenarios["predict_raw"].run(url, 3, args.connections, args.threads, server.pid)  # warm-up
+        results = []
+        for name, scenario in scenarios.items():
+            connections = 4 if name == "predict_batch_256" else args.connections
+            results.append(scenario.run(url, args.duration, connections, args.threads, server.pid))
+            print(format_row(results[-1]), flush=True)
+        before = rss_kib(server.pid)
+        soak = scenarios["predict_raw"].run(
+            url, args.soak, args.connections, args.threads, server.pid
+        )
+        after = rss_kib(server.pid)
+        soak |= {"scenario": "soak_predict_raw", "rss_before_kib": before, "rss_after_kib": after,
+                 "rss_growth": round(after / before - 1, 4)}  # fmt: skip
+        print(format_row(soak), f" RSS {before} → {after} KiB", flush=True)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    return results, soak
+
+
+def timed(fn: Any, repeat: int) -> float:
+    """Median seconds of one call, over `repeat` rounds of a tenth of the calls each."""
+    fn()
+    rounds = []
+    for _ in range(10):
+        start = time.perf_counter()
+        for _ in range(max(1, repeat // 10)):
+            fn()
+        rounds.append((time.perf_counter() - start) / max(1, repeat // 10))
+    return statistics.median(rounds)
+
+
+def onnxruntime_figures() -> dict[str, Any]:
+    import onnxruntime as ort
+
+    from app.predictor import session_options
+    from app.settings import shipped_model
+
+    x1 = np.random.default_rng(0).random((1, 1, 32, 32), np.float32)
+    x256 = np.random.default_rng(1).random((BATCH, 1, 32, 32), np.float32)
+    levels = {
+        "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+        "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+        "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+    }
+    batch1 = {}
+    for threads in (1, 2):
+        for name, level in levels.items():
+            options = session_options(threads)
+            options.graph_optimization_level = level
+            session = ort.InferenceSession(str(shipped_model()), options,
+                                           providers=["CPUExecutionProvider"])  # fmt: skip
+            seconds = timed(lambda s=session: s.run(["distances"], {"image": x1}), 3000)
+            batch1[f"{name}_threads{threads}_us"] = round(seconds * 1e6, 1)
+    session = ort.InferenceSession(str(shipped_model()), session_options(1),
+                                   providers=["CPUExecutionProvider"])  # fmt: skip
+    every_output = timed(lambda: session.run(None, {"image": x1}), 2000)
+    per_batch = timed(lambda: session.run(["distances"], {"image": x256}), 40)
+    return {
+        "batch1_latency_us": batch1,
+        "batch1_all_outputs_us": round(every_output * 1e6, 1),
+        "batch256_images_per_s": round(BATCH / per_batch, 1),
+        "loadavg_1min": os.getloadavg()[0],
+    }
+
+
+def request_pieces() -> dict[str, float]:
+    """What one /predict costs in-process, piece by piece, in microseconds."""
+    import anyio
+    import orjson
+    from python_multipart.multipart import MultipartParser
+
+    from app.predictor import Predictor
+    from app.settings import shipped_model
+    from app.uploads import parse_multipart
+
+    predictor = Predictor.load(shipped_model())
+    pngs = [png(image) for image in mnist_test_images(200)]
+    data = pngs[0]
+    x = predictor.preprocess(data)[None]
+    distances = predictor.run(x)[0]
+    answer = predictor.answer(distances)
+    body = multipart([data], "file")
+    cycle = iter(range(10**9))
+
+    def python_multipart() -> None:
+        parser = MultipartParser(BOUNDARY, {"on_part_data": lambda d, s, e: None})
+        parser.write(body)
+        parser.finalize()
+
+    async def thread_hop(n: int = 2000) -> float:
+        # What running each single image in a worker thread would add to a request.
+        start = time.perf_counter()
+        for _ in range(n):
+            await anyio.to_thread.run_sync(int)
+        return (time.perf_counter() - start) / n
+
+    pieces = {
+        "preprocess_us": timed(lambda: predictor.preprocess(pngs[next(cycle) % 200]), 3000),
+        "onnxruntime_us": timed(lambda: predictor.run(x), 3000),
+        "answer_us": timed(lambda: predictor.answer(distances), 5000),
+        "orjson_us": timed(lambda: orjson.dumps(answer), 5000),
+        "json_stdlib_us": timed(lambda: json.dumps(answer).encode(), 5000),
+        "own_multipart_parser_us": timed(
+            lambda: parse_multipart(body, f"multipart/form-data; boundary={BOUNDARY}"), 5000
+        ),
+        "python_multipart_us": timed(python_multipart, 3000),
+        "thread_hop_us": anyio.run(thread_hop),
+    }
+    return {key: round(value * 1e6, 1) for key, value in pieces.items()}
+
+
+def format_row(row: dict[str, Any]) -> str:
+    return (
+        f"{row['scenario']:<20} {row['requests_per_s']:>9.1f} req/s {row['images_per_s']:>9.1f} "
+        f"img/s  p50 {row['p50_ms']:>7.2f} ms  p99 {row['p99_ms']:>7.2f} ms  "
+        f"errors {row['errors']}  server CPU {row['server_cpu_us_per_request']:>6.0f} µs/req "
+        f"(share {row['server_cpu_share']})  load {row['loadavg_1min']}"
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--duration", type=int, default=15, help="seconds per scenario")
+    parser.add_argument("--soak", type=int, default=60, help="seconds of the soak run")
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--threads", type=int, default=1, help="wrk threads")
+    parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "service.json")
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk not found: apt-get install wrk")
+    with tempfile.TemporaryDirectory() as work:
+        results, soak = service_figures(args, Path(work))
+    by_name = {row["scenario"]: row for row in results}
+    ratios = {
+        name: round(by_name[name]["requests_per_s"] / by_name["health"]["requests_per_s"], 3)
+        for name in TARGETS
+    }
+    report = {
+        "service": results,
+        "soak": soak,
+        "ratios_to_health": ratios,
+        "targets": TARGETS,
+        "onnxruntime": onnxruntime_figures(),
+        "request_pieces_us": request_pieces(),
+        "cpus": os.cpu_count(),
+        "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    print()
+    for name, ratio in ratios.items():
+        verdict = "ok" if ratio >= TARGETS[name] else "BELOW TARGET"
+        print(f"{name} / health = {ratio:.3f} (target ≥ {TARGETS[name]}) {verdict}")
+    print("onnxruntime:", json.dumps(report["onnxruntime"]))
+    print("request pieces (µs):", json.dumps(report["request_pieces_us"]))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"written to {args.out}")
+    ok = all(r >= TARGETS[n] for n, r in ratios.items()) and soak["errors"] == 0
+    return 0 if ok and soak["rss_growth"] < 0.1 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
