@@ -138,7 +138,8 @@ def test_server_processes_are_not_root(server: tuple[str, str]) -> None:
 
 def test_workers_come_from_the_environment(server: tuple[str, str]) -> None:
     name, _ = server
-    top = docker("top", name, "-eo", "pid,args").stdout
+    # -ww: without a terminal ps cuts lines at 80 columns, before the worker's marker.
+    top = docker("top", name, "-ww", "-eo", "pid,args").stdout
     assert top.count("--multiprocessing-fork") == WORKERS, top
 
 
