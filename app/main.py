@@ -165,6 +165,7 @@ BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI `responses` for error statuses, each with the Error model."""
     texts = {
+        400: "an invalid Content-Length, or the client left before sending the whole body",
         401: "missing or wrong bearer token",
         403: "reloading over HTTP is off (no LENET5_RELOAD_TOKEN)",
         409: "the model file was refused; the previous model keeps serving",
@@ -213,7 +214,7 @@ def json_response(content: Any, status_code: int = 200) -> Response:
 @router.post(
     "/predict",
     response_model=Prediction,
-    responses=errors(413, 415, 422, 503),
+    responses=errors(400, 413, 415, 422, 503),
     openapi_extra=PREDICT_BODY,
     tags=["predict"],
 )
@@ -235,15 +236,14 @@ async def predict(
 async def upload(request: Request, limit: int) -> bytes:
     """The one image of a /predict request, from multipart field `file` or the raw body."""
     content_type = request.headers.get("content-type", "")
-    media_type = content_type.partition(";")[0].strip().lower()
+    media_type = media_type_of(content_type)
     if media_type == "multipart/form-data":
         parts = parse_multipart(await read_body(request, limit), content_type)
         files = [part for part in parts if part.name == "file"]
         if len(files) != 1:
-            found = ", ".join(repr(part.name) for part in parts) or "none"
             raise UploadError(
-                422, f"send exactly one image in the multipart field 'file' (fields: {found}); "
-                "several images go to /predict/batch",
+                422, "send exactly one image in the multipart field 'file' "
+                f"(fields: {field_names(parts)}); several images go to /predict/batch",
             )  # fmt: skip
         return files[0].data
     if media_type.startswith("image/") or media_type == "application/octet-stream":
@@ -254,10 +254,18 @@ async def upload(request: Request, limit: int) -> bytes:
     )  # fmt: skip
 
 
+def media_type_of(content_type: str) -> str:
+    return content_type.partition(";")[0].strip().lower()
+
+
+def field_names(parts: list[Part]) -> str:
+    return ", ".join(repr(part.name) for part in parts) or "none"
+
+
 @router.post(
     "/predict/batch",
     response_model=BatchPrediction,
-    responses=errors(413, 415, 422, 503),
+    responses=errors(400, 413, 415, 422, 503),
     openapi_extra=BATCH_BODY,
     tags=["predict"],
 )
@@ -265,13 +273,12 @@ async def predict_batch(request: Request, service: ServiceDep, predictor: Predic
     """Read several images in one request; an unreadable one gets an error entry in its place."""
     settings = service.settings
     content_type = request.headers.get("content-type", "")
-    if content_type.partition(";")[0].strip().lower() != "multipart/form-data":
+    if media_type_of(content_type) != "multipart/form-data":
         raise UploadError(415, "send the images as multipart/form-data fields 'files'")
     parts = parse_multipart(await read_body(request, settings.max_batch_bytes), content_type)
     files = [part for part in parts if part.name == "files"]
     if not files:
-        found = ", ".join(repr(part.name) for part in parts) or "none"
-        raise UploadError(422, f"no multipart field 'files' (fields: {found})")
+        raise UploadError(422, f"no multipart field 'files' (fields: {field_names(parts)})")
     if len(files) > settings.max_batch:
         raise UploadError(413, f"{len(files)} images, more than the {settings.max_batch} allowed")
     # One onnxruntime call for all, in a worker thread: a large batch takes long enough to

@@ -10,7 +10,7 @@ shows what that is worth). Multipart framing follows RFC 7578 / RFC 2046.
 import re
 from dataclasses import dataclass
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 
 
 class UploadError(Exception):
@@ -33,16 +33,22 @@ class Part:
 async def read_body(request: Request, limit: int) -> bytes:
     """The whole request body, refused with 413 as soon as it is known to exceed `limit`."""
     declared = request.headers.get("content-length")
-    # The server has already refused a Content-Length that is not a number.
-    if declared is not None and int(declared) > limit:
-        raise too_large(f"the request body is {int(declared)} bytes", limit)
+    if declared is not None:
+        # uvicorn refuses a malformed Content-Length itself; other ASGI servers may not.
+        if not declared.isdigit():
+            raise UploadError(400, f"invalid Content-Length {declared!r}")
+        if int(declared) > limit:
+            raise too_large(f"the request body is {int(declared)} bytes", limit)
     chunks = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise too_large("the request body", limit)
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise too_large("the request body", limit)
+            chunks.append(chunk)
+    except ClientDisconnect:
+        raise UploadError(400, "the client went away before sending the whole body") from None
     return b"".join(chunks)  # a one-chunk body comes back as that chunk, uncopied
 
 

@@ -326,15 +326,18 @@ def test_predict_rejects_an_invalid_explain_flag(client: TestClient, digits, enc
 
 
 def call_app(
-    app: Any, headers: dict[str, str], chunks: Iterator[bytes]
+    app: Any, headers: dict[str, str], chunks: Iterator[bytes], disconnect: bool = False
 ) -> tuple[int, dict[str, Any], int]:
-    """POST /predict with the body in `chunks`: (status, JSON answer, chunks read)."""
+    """POST /predict with the body in `chunks`, then the end of the body or, with `disconnect`,
+    the client leaving: (status, JSON answer, chunks read)."""
     read = 0
     sent: list[dict[str, Any]] = []
 
     async def receive() -> dict[str, Any]:
         nonlocal read
         chunk = next(chunks, None)
+        if chunk is None and disconnect:
+            return {"type": "http.disconnect"}
         read += chunk is not None
         return {"type": "http.request", "body": chunk or b"", "more_body": chunk is not None}
 
@@ -373,6 +376,17 @@ def test_predict_refuses_a_huge_content_length_without_reading(client: TestClien
     status, answer, read = call_app(client.app, PNG | {"Content-Length": str(10**12)}, endless())
     assert status == 413 and read == 0
     assert "1000000000000 bytes" in answer["detail"]
+
+
+def test_predict_rejects_an_invalid_content_length(client: TestClient) -> None:
+    status, answer, read = call_app(client.app, PNG | {"Content-Length": "12abc"}, endless())
+    assert status == 400 and read == 0
+    assert "invalid Content-Length" in answer["detail"]
+
+
+def test_predict_answers_400_when_the_client_goes_away(client: TestClient) -> None:
+    status, answer, _ = call_app(client.app, PNG, iter([]), disconnect=True)
+    assert status == 400 and "went away" in answer["detail"]
 
 
 # ---------------------------------------------------------------- the other routes
