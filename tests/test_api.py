@@ -50,13 +50,17 @@ def post_png(client: TestClient, data: bytes, url: str = "/predict") -> Any:
     return client.post(url, content=data, headers=PNG)
 
 
+def session_of(model_path) -> ort.InferenceSession:
+    """A plain onnxruntime session, one thread, independent of the service."""
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    return ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
+
+
 def offline_distances(model_path, images: np.ndarray) -> np.ndarray:
     from training.mnist import prepare
 
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    session = ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
-    return session.run(["distances"], {"image": prepare(images)})[0]
+    return session_of(model_path).run(["distances"], {"image": prepare(images)})[0]
 
 
 @pytest.mark.slow
@@ -397,8 +401,8 @@ def test_model_describes_the_network_from_its_metadata(client: TestClient, shipp
     assert answer.status_code == 200
     body = answer.json()
     ModelInfo.model_validate(body)
-    session = ort.InferenceSession(str(shipped_model), providers=["CPUExecutionProvider"])
-    meta = {k: json.loads(v) for k, v in session.get_modelmeta().custom_metadata_map.items()}
+    raw = session_of(shipped_model).get_modelmeta().custom_metadata_map
+    meta = {key: json.loads(value) for key, value in raw.items()}
     arch = meta["lenet5.architecture"]
     assert body["layers"] == arch["layers"]
     assert [layer["name"] for layer in body["layers"]] == [
