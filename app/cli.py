@@ -39,8 +39,12 @@ def main(argv: list[str] | None = None) -> int:
         parser.parse_args(argv)  # prints usage, or the error for an unknown command
         return 2
     module = load(chosen)
-    command_parser = argparse.ArgumentParser(prog=f"lenet5 {chosen}",
-                                             description=module.__doc__)  # fmt: skip
+    # Raw: the module docstrings hold example commands that must keep their lines.
+    command_parser = argparse.ArgumentParser(
+        prog=f"lenet5 {chosen}",
+        description=module.__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     module.add_arguments(command_parser)
     args = command_parser.parse_args(argv[argv.index(chosen) + 1 :])
     return int(module.main(args))
