@@ -21,14 +21,25 @@ def mnist_dir() -> Path:
     return MNIST_DIR
 
 
-@pytest.fixture(scope="session")
-def mnist_test(mnist_dir: Path) -> tuple[np.ndarray, np.ndarray]:
-    """The 10,000 real MNIST test digits (uint8 28×28, white on black) and their labels."""
+def read_split(mnist_dir: Path, prefix: str) -> tuple[np.ndarray, np.ndarray]:
+    """Real MNIST digits (uint8 28×28, white on black) and labels, md5-checked."""
     from training.mnist import read_idx
 
-    images = read_idx(mnist_dir / "t10k-images-idx3-ubyte.gz", "t10k-images-idx3-ubyte")
-    labels = read_idx(mnist_dir / "t10k-labels-idx1-ubyte.gz", "t10k-labels-idx1-ubyte")
+    images = read_idx(mnist_dir / f"{prefix}-images-idx3-ubyte.gz", f"{prefix}-images-idx3-ubyte")
+    labels = read_idx(mnist_dir / f"{prefix}-labels-idx1-ubyte.gz", f"{prefix}-labels-idx1-ubyte")
     return images, labels.astype(np.int64)
+
+
+@pytest.fixture(scope="session")
+def mnist_test(mnist_dir: Path) -> tuple[np.ndarray, np.ndarray]:
+    """The 10,000 real MNIST test digits and their labels."""
+    return read_split(mnist_dir, "t10k")
+
+
+@pytest.fixture(scope="session")
+def mnist_train(mnist_dir: Path) -> tuple[np.ndarray, np.ndarray]:
+    """The 60,000 real MNIST training digits and their labels."""
+    return read_split(mnist_dir, "train")
 
 
 @pytest.fixture(scope="session")

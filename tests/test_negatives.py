@@ -1,7 +1,5 @@
 """The synthetic non-digits: MNIST's format and framing, every kind, determinism, errors."""
 
-import gzip
-import os
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -13,28 +11,15 @@ import pytest
 from training.negatives import KINDS, make_negatives, normalise_to_mnist
 
 REPO = Path(__file__).resolve().parent.parent
-DATA_DIR = Path(os.environ.get("LENET5_TEST_DATA_DIR", REPO.parent / "shared" / "data" / "mnist"))
 SAMPLE = 2000
 # Every kind but ``inverted`` is framed like MNIST; that one is a whole inverted frame.
 FRAMED = tuple(kind for kind in KINDS if kind != "inverted")
 
 
-def _read_idx(path: Path, magic: int, header: int, count: int, item: int) -> np.ndarray:
-    """The first ``count`` items of a gzipped IDX file; reading only those keeps this fast."""
-    with gzip.open(path) as stream:
-        head = np.frombuffer(stream.read(header), dtype=">i4")
-        assert head[0] == magic, f"{path} is not an IDX file of magic {magic}"
-        return np.frombuffer(stream.read(count * item), dtype=np.uint8)
-
-
 @pytest.fixture(scope="module")
-def mnist() -> tuple[np.ndarray, np.ndarray]:
-    images = DATA_DIR / "train-images-idx3-ubyte.gz"
-    labels = DATA_DIR / "train-labels-idx1-ubyte.gz"
-    if not (images.is_file() and labels.is_file()):
-        pytest.skip(f"no MNIST training files in {DATA_DIR}; set LENET5_TEST_DATA_DIR")
-    digits = _read_idx(images, 2051, 16, SAMPLE, 28 * 28).reshape(SAMPLE, 28, 28)
-    return digits, _read_idx(labels, 2049, 8, SAMPLE, 1).astype(np.int64)
+def mnist(mnist_train) -> tuple[np.ndarray, np.ndarray]:
+    digits, labels = mnist_train
+    return digits[:SAMPLE], labels[:SAMPLE]
 
 
 def _make(

@@ -2,11 +2,10 @@
 
 import json
 
-import numpy as np
 import onnxruntime as ort
 import pytest
 
-from model.lenet5 import INPUT_BACKGROUND, INPUT_INK
+from training.mnist import prepare
 
 PAPER_LENET5_ERROR = 0.0095
 
@@ -21,11 +20,7 @@ def session(shipped_model):
 @pytest.fixture(scope="module")
 def test_distances(session, mnist_test):
     images, _ = mnist_test
-    x = np.full((len(images), 1, 32, 32), INPUT_BACKGROUND, dtype=np.float32)
-    x[:, 0, 2:30, 2:30] = INPUT_BACKGROUND + images * np.float32(
-        (INPUT_INK - INPUT_BACKGROUND) / 255
-    )
-    return session.run(["distances"], {"image": x})[0]
+    return session.run(["distances"], {"image": prepare(images)})[0]
 
 
 def test_shipped_model_beats_the_papers_lenet5_on_the_test_digits(test_distances, mnist_test):
