@@ -116,18 +116,23 @@ def criterion(config: TrainConfig, distances: Tensor, targets: Tensor) -> Tensor
     return plain_loss(distances, targets)
 
 
-def epoch_data(config: TrainConfig, data: mnist.Mnist, epoch: int) -> tuple[Tensor, Tensor]:
-    """This epoch's training set: the digits, plus fresh synthetic non-digits if asked."""
-    images, labels = data.train.images, data.train.labels
-    if config.negatives > 0:
-        from training.negatives import make_negatives
+def epoch_data(
+    config: TrainConfig, data: mnist.Mnist, digits: Tensor, labels: Tensor, epoch: int
+) -> tuple[Tensor, Tensor]:
+    """This epoch's training set: the digits (prepared once by the caller), plus fresh
+    synthetic non-digits if asked."""
+    if config.negatives <= 0:
+        return digits, labels
+    from training.negatives import make_negatives
 
-        count = round(len(images) * config.negatives / (1 - config.negatives))
-        rng = np.random.default_rng([config.seed, epoch])
-        fakes, _ = make_negatives(data.train.images, data.train.labels, count, rng)
-        images = np.concatenate([images, fakes])
-        labels = np.concatenate([labels, np.full(count, NONE, dtype=np.int64)])
-    return torch.from_numpy(mnist.prepare(images)), torch.from_numpy(labels)
+    count = round(len(digits) * config.negatives / (1 - config.negatives))
+    rng = np.random.default_rng([config.seed, epoch])
+    fakes, _ = make_negatives(data.train.images, data.train.labels, count, rng)
+    fake_labels = torch.full((count,), NONE, dtype=torch.int64)
+    return (
+        torch.cat([digits, torch.from_numpy(mnist.prepare(fakes))]),
+        torch.cat([labels, fake_labels]),
+    )
 
 
 def train_one_epoch(config, net, optimizer, images, targets, epoch) -> dict[str, float]:
@@ -231,11 +236,13 @@ def fit(config: TrainConfig) -> Path:
     torch.manual_seed(config.seed)
     data = load_data(config)
     net, optimizer, schedule, lineage, history = start(config, out)
+    train_x = torch.from_numpy(mnist.prepare(data.train.images))
+    train_y = torch.from_numpy(data.train.labels)
     val_x = torch.from_numpy(mnist.prepare(data.validation.images))
     val_y = torch.from_numpy(data.validation.labels)
     for epoch in range(len(history) + 1, config.epochs + 1):
         started = time.perf_counter()
-        images, targets = epoch_data(config, data, epoch)
+        images, targets = epoch_data(config, data, train_x, train_y, epoch)
         row = {"epoch": epoch, "lr": optimizer.param_groups[0]["lr"]}
         row |= train_one_epoch(config, net, optimizer, images, targets, epoch)
         row |= {f"val_{k}": v for k, v in evaluate(config, net, val_x, val_y).items()}
