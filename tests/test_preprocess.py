@@ -10,11 +10,13 @@ import pytest
 from PIL import Image, ImageFile
 
 from app.preprocess import (
+    DEFAULT_MAX_PIXELS,
     DEFAULT_SPEC,
     EmptyImageError,
     ImageTooLargeError,
     InputSpec,
     UnsupportedImageError,
+    _plain_grey_png,
     decode,
     frame_to_input,
     to_model_input,
@@ -241,16 +243,80 @@ INVERSE = {Image.Transpose.ROTATE_270: Image.Transpose.ROTATE_90}
 INVERSE[Image.Transpose.ROTATE_90] = Image.Transpose.ROTATE_270
 
 
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG"])
 @pytest.mark.parametrize("orientation", ORIENTATIONS)
-def test_exif_orientation_is_honoured(orientation: int, digits: np.ndarray) -> None:
+def test_exif_orientation_is_honoured(orientation: int, fmt: str, digits: np.ndarray) -> None:
     display = ORIENTATIONS[orientation]
     uploads = []
     for digit in digits:
         stored = on_paper(digit).transpose(INVERSE.get(display, display))  # as the camera wrote it
         exif = Image.Exif()
         exif[0x0112] = orientation
-        uploads.append(encode(stored, "JPEG", exif=exif))
+        uploads.append(encode(stored, fmt, exif=exif))
     assert_same_digits(uploads, digits)
+
+
+def pillow_grey(data: bytes) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(data)))
+
+
+GREY_PNGS: dict[str, Callable[[Digit], bytes]] = {
+    "mnist_28px": lambda d: encode(d, "PNG"),
+    "mnist_28px_uncompressed": lambda d: encode(d, "PNG", compress_level=0),
+    "mnist_28px_optimized": lambda d: encode(d, "PNG", optimize=True),
+    "large_black_on_white": lambda d: encode(on_paper(d), "PNG"),
+    "not_square": lambda d: encode(np.asarray(on_paper(d))[:, 40:200], "PNG"),
+}
+
+
+@pytest.mark.parametrize("make", GREY_PNGS.values(), ids=GREY_PNGS.keys())
+def test_plain_grey_png_decodes_exactly_as_pillow_does(make, digits: np.ndarray) -> None:
+    for digit in digits:
+        upload = make(digit)
+        fast = _plain_grey_png(upload, DEFAULT_MAX_PIXELS)
+        assert fast is not None  # the case really takes libspng's path
+        assert fast.dtype == np.uint8
+        np.testing.assert_array_equal(fast, pillow_grey(upload))
+
+
+def _chunk_offset(png: bytes, kind: bytes) -> tuple[int, int]:
+    """Where the data of the first `kind` chunk starts, and its length."""
+    pos = 8
+    while png[pos + 4 : pos + 8] != kind:
+        pos += 12 + struct.unpack(">I", png[pos : pos + 4])[0]
+    return pos + 8, struct.unpack(">I", png[pos : pos + 4])[0]
+
+
+def test_grey_png_with_a_damaged_pixel_stream_is_refused_not_misread(digits: np.ndarray) -> None:
+    # libspng, as pyspng runs it, ignores CRCs and decodes such a file to wrong pixels.
+    upload = bytearray(encode(digits[0], "PNG"))
+    start, length = _chunk_offset(bytes(upload), b"IDAT")
+    upload[start + length // 2] ^= 0xFF
+    assert _plain_grey_png(bytes(upload), DEFAULT_MAX_PIXELS) is None
+    with pytest.raises(UnsupportedImageError) as caught:
+        to_model_input(bytes(upload))
+    assert caught.value.status_code == 422
+
+
+@pytest.mark.parametrize(
+    "upload",
+    [
+        encode(np.full((28, 28), 255, np.uint8), "PNG", transparency=255),  # tRNS
+        encode(np.zeros((28, 28), np.uint8), "PNG", exif=b"Exif\x00\x00II*\x00"),  # eXIf
+        encode(np.zeros((28, 28), np.uint16), "PNG"),  # 16-bit
+        encode(np.zeros((28, 28, 3), np.uint8), "PNG"),  # RGB
+        encode(np.zeros((2000, 10), np.uint8), "PNG"),  # longer than WORK_SIZE
+    ],
+    ids=["transparency", "exif", "sixteen_bit", "rgb", "large"],
+)
+def test_pngs_with_more_than_grey_pixels_are_left_to_pillow(upload: bytes) -> None:
+    assert upload.startswith(b"\x89PNG")
+    assert _plain_grey_png(upload, DEFAULT_MAX_PIXELS) is None
+
+
+def test_plain_grey_png_respects_the_pixel_limit(digits: np.ndarray) -> None:
+    with pytest.raises(ImageTooLargeError):
+        to_model_input(encode(digits[0], "PNG"), max_pixels=28 * 28 - 1)
 
 
 def test_decode_scales_sixteen_bit_levels_rather_than_clipping() -> None:
@@ -377,7 +443,8 @@ def test_rejects_more_pixels_than_allowed_before_decoding() -> None:
 def test_pillow_bomb_warning_becomes_too_large(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # warns above 1000, fails above 2000
     with pytest.raises(ImageTooLargeError):
-        to_model_input(encode(np.zeros((40, 40), np.uint8), "PNG"), max_pixels=10_000)
+        # RGB: Pillow reads it (libspng takes only small greyscale PNGs, far below the limit).
+        to_model_input(encode(np.zeros((40, 40, 3), np.uint8), "PNG"), max_pixels=10_000)
 
 
 def test_rejects_unconvertible_pixel_format() -> None:
