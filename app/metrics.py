@@ -36,6 +36,12 @@ class Metrics:
             "lenet5_rejections", "Images answered as not confidently one digit",
             registry=self.registry,
         )  # fmt: skip
+        self.batch_sizes = Histogram(
+            "lenet5_inference_batch_size",
+            "Uploads read together by /predict's dynamic batching (one onnxruntime run each)",
+            buckets=(1, 2, 4, 8, 16, 32, 64),
+            registry=self.registry,
+        )
         self.reloads = Counter(
             "lenet5_model_reloads", "Model reloads, by result", ["result"], registry=self.registry
         )
