@@ -52,6 +52,19 @@ def test_predict_many_keeps_order_and_puts_errors_in_place(
     assert results[3] == predictor.predict(uploads[3])
 
 
+def test_plain_answers_run_a_graph_of_distances_alone_with_the_same_result(
+    predictor: Predictor, mnist_test
+) -> None:
+    from app.preprocess import frames_to_inputs
+
+    assert [o.name for o in predictor.distances_session.get_outputs()] == ["distances"]
+    full_graph = len(predictor.session.get_outputs())
+    assert full_graph == 7
+    images = frames_to_inputs(list(mnist_test[0][:64]))
+    (expected,) = predictor.session.run(["distances"], {"image": images})
+    np.testing.assert_allclose(predictor.run(images), expected, rtol=1e-6)
+
+
 def test_predict_many_of_only_bad_uploads_runs_no_model(predictor: Predictor) -> None:
     assert all(isinstance(r, UnsupportedImageError) for r in predictor.predict_many([b"x", b"y"]))
     assert predictor.predict_many([]) == []

@@ -18,8 +18,9 @@ from app.preprocess import (
     UnsupportedImageError,
     _plain_grey_png,
     decode,
-    frame_to_input,
+    frames_to_inputs,
     to_model_input,
+    to_model_inputs,
 )
 
 Digit = np.ndarray  # uint8 (28, 28), white ink on black, as MNIST stores it
@@ -112,10 +113,34 @@ def test_mnist_digit_matches_offline_evaluation_to_the_bit(mnist: np.ndarray) ->
 def test_levels_follow_the_spec() -> None:
     spec = InputSpec(background=0.0, ink=1.0, size=36)
     frame = (np.arange(28 * 28) % 256).astype(np.uint8).reshape(28, 28)  # every level
-    out = frame_to_input(frame, spec)
+    out = frames_to_inputs([frame], spec)[0]
     assert out.shape == (1, 36, 36)
     np.testing.assert_allclose(out[0, 4:32, 4:32], frame / 255, rtol=0, atol=1e-7)
     assert not out[0, :4].any() and not out[0, :, 32:].any()
+
+
+def test_a_batch_gives_each_upload_what_it_gives_alone(mnist: np.ndarray, digits) -> None:
+    uploads = [
+        *(encode(digit, "PNG") for digit in mnist[:30]),
+        encode(on_paper(digits[3]), "PNG"),
+        b"not an image",
+        encode(in_corner(digits[4]), "PNG"),
+        encode(np.zeros((28, 28), np.uint8), "PNG"),  # blank
+        encode(255 - digits[5], "PNG"),
+        encode(digits[6], "JPEG"),
+    ]
+    inputs, errors = to_model_inputs(uploads)
+    assert sorted(errors) == [31, 33]
+    assert isinstance(errors[31], UnsupportedImageError)
+    assert isinstance(errors[33], EmptyImageError)
+    alone = [to_model_input(u) for i, u in enumerate(uploads) if i not in errors]
+    assert inputs.shape == (len(uploads) - 2, 1, 32, 32)
+    assert np.array_equal(inputs, np.stack(alone))
+
+
+def test_an_empty_batch_is_empty() -> None:
+    inputs, errors = to_model_inputs([])
+    assert inputs.shape == (0, 1, 32, 32) and errors == {}
 
 
 def in_corner(digit: Digit) -> Digit:
