@@ -1,11 +1,15 @@
 """Throughput and latency of the lenet5 service, driven by wrk on 127.0.0.1.
 
-    python bench/service.py [--duration 15] [--soak 60] [--connections 32] [--out FILE]
+    python bench/service.py [--duration 4] [--rounds 9] [--soak 60] [--connections 32]
 
 Starts ONE uvicorn worker (uvloop + httptools, `lenet5 serve --no-access-log`) on the shipped
-model and measures, each for --duration seconds with --connections connections:
-GET /health; POST /predict with distinct 28×28 MNIST test PNGs as the raw body and as a
-multipart upload; POST /predict/batch with 256 distinct PNGs per request. Then a soak of
+model and measures, with --connections connections, GET /health and POST /predict with
+distinct 28×28 MNIST test PNGs as the raw body and as a multipart upload, in --rounds rounds
+of --duration seconds each, every slice after a 1 s untimed warm-up of its own. The machine's
+speed drifts from minute to minute by up to ~1.7×, so the ratios to /health are taken within
+each round, between slices seconds apart, and the median round's ratio is reported; each
+scenario's row is its median round. Then POST /predict/batch with 256 distinct PNGs per
+request, once. Then a soak of
 POST /predict for --soak seconds: zero errors, and the server's resident memory before and
 after. Then, with the server stopped, onnxruntime alone (batch 1 latency per optimisation
 level and thread count, batch 256 throughput) and the pieces of one request in-process.
@@ -38,6 +42,7 @@ DATA = Path(os.environ.get("LENET5_TEST_DATA_DIR", REPO.parent / "shared" / "dat
 BATCH = 256
 BOUNDARY = "lenet5benchboundary"
 TARGETS = {"predict_raw": 0.6, "predict_multipart": 0.5}
+TIMED = ("health", "predict_raw", "predict_multipart")  # the scenarios run in rounds
 
 # wrk script: cycles through the bodies in DIR (1.bin … N.bin), or sends none, and prints the
 # summary as one JSON line. Each wrk thread runs its own copy.
@@ -175,7 +180,22 @@ def check_answers(url: str, pngs: list[bytes], raw: list[bytes]) -> None:
     assert answer.status_code == form.status_code == 200 and answer.json() == form.json()
 
 
-def service_figures(args: argparse.Namespace, work: Path) -> tuple[list[dict], dict]:
+def median_round(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The round with the median requests/s (the lower middle one of an even count)."""
+    return sorted(rows, key=lambda row: row["requests_per_s"])[(len(rows) - 1) // 2]
+
+
+def mean_batch_size(url: str) -> float:
+    """Images per model run of /predict's dynamic batching so far, from /metrics."""
+    samples = {}
+    for line in httpx.get(f"{url}/metrics").text.splitlines():
+        name, _, value = line.partition(" ")
+        samples[name] = value
+    runs = float(samples["lenet5_inference_batch_size_count"])
+    return round(float(samples["lenet5_inference_batch_size_sum"]) / runs, 1)
+
+
+def service_figures(args: argparse.Namespace, work: Path) -> tuple[list[dict], dict, dict]:
     images = mnist_test_images(4 * BATCH)
     pngs = [png(image) for image in images]
     multipart_type = f"multipart/form-data; boundary={BOUNDARY}"
@@ -198,11 +218,20 @@ def service_figures(args: argparse.Namespace, work: Path) -> tuple[list[dict], d
     try:
         check_answers(url, pngs, pngs)
         scenarios["predict_raw"].run(url, 3, args.connections, args.threads, server.pid)  # warm-up
-        results = []
-        for name, scenario in scenarios.items():
-            connections = 4 if name == "predict_batch_256" else args.connections
-            results.append(scenario.run(url, args.duration, connections, args.threads, server.pid))
-            print(format_row(results[-1]), flush=True)
+        rounds: dict[str, list[dict[str, Any]]] = {name: [] for name in TIMED}
+        for _ in range(args.rounds):
+            for name in TIMED:
+                scenarios[name].run(url, 1, args.connections, args.threads, server.pid)
+                row = scenarios[name].run(url, args.duration, args.connections, args.threads,
+                                          server.pid)  # fmt: skip
+                rounds[name].append(row)
+                print(format_row(row), flush=True)
+        batching = {"mean_images_per_model_run": mean_batch_size(url)}
+        results = [median_round(rows) | {"rounds": rows} for rows in rounds.values()]
+        results.append(
+            scenarios["predict_batch_256"].run(url, args.duration, 4, args.threads, server.pid)
+        )
+        print(format_row(results[-1]), flush=True)
         before = rss_kib(server.pid)
         soak = scenarios["predict_raw"].run(
             url, args.soak, args.connections, args.threads, server.pid
@@ -214,7 +243,7 @@ def service_figures(args: argparse.Namespace, work: Path) -> tuple[list[dict], d
     finally:
         server.terminate()
         server.wait(timeout=30)
-    return results, soak
+    return results, soak, batching
 
 
 def timed(fn: Any, repeat: int) -> float:
@@ -230,11 +259,16 @@ def timed(fn: Any, repeat: int) -> float:
 
 
 def onnxruntime_figures() -> dict[str, Any]:
+    """onnxruntime alone on the shipped model: the graph cut down to `distances` (what plain
+    answers run) at batch 1 by optimisation level and threads, and at batch 256; the whole
+    graph (what the explain view runs) beside it."""
     import onnxruntime as ort
 
-    from app.predictor import session_options
+    from app.predictor import distances_only, session_options
     from app.settings import shipped_model
 
+    whole = shipped_model().read_bytes()
+    graphs = {"distances_only": distances_only(whole), "whole": whole}
     x1 = np.random.default_rng(0).random((1, 1, 32, 32), np.float32)
     x256 = np.random.default_rng(1).random((BATCH, 1, 32, 32), np.float32)
     levels = {
@@ -242,25 +276,27 @@ def onnxruntime_figures() -> dict[str, Any]:
         "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
         "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
     }
+
+    def session(graph: bytes, threads: int = 1, level: Any = None) -> Any:
+        options = session_options(threads)
+        if level is not None:
+            options.graph_optimization_level = level
+        return ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
+
     batch1 = {}
     for threads in (1, 2):
         for name, level in levels.items():
-            options = session_options(threads)
-            options.graph_optimization_level = level
-            session = ort.InferenceSession(str(shipped_model()), options,
-                                           providers=["CPUExecutionProvider"])  # fmt: skip
-            seconds = timed(lambda s=session: s.run(["distances"], {"image": x1}), 3000)
+            run = session(graphs["distances_only"], threads, level).run
+            seconds = timed(lambda run=run: run(["distances"], {"image": x1}), 3000)
             batch1[f"{name}_threads{threads}_us"] = round(seconds * 1e6, 1)
-    session = ort.InferenceSession(str(shipped_model()), session_options(1),
-                                   providers=["CPUExecutionProvider"])  # fmt: skip
-    every_output = timed(lambda: session.run(None, {"image": x1}), 2000)
-    per_batch = timed(lambda: session.run(["distances"], {"image": x256}), 40)
-    return {
-        "batch1_latency_us": batch1,
-        "batch1_all_outputs_us": round(every_output * 1e6, 1),
-        "batch256_images_per_s": round(BATCH / per_batch, 1),
-        "loadavg_1min": os.getloadavg()[0],
-    }
+    figures: dict[str, Any] = {"batch1_latency_us": batch1}
+    for name, graph in graphs.items():
+        run = session(graph).run
+        one = timed(lambda run=run: run(["distances"], {"image": x1}), 3000)
+        many = timed(lambda run=run: run(["distances"], {"image": x256}), 40)
+        figures[name] = {"batch1_us": round(one * 1e6, 1), "batch256_images_per_s": round(
+            BATCH / many, 1)}  # fmt: skip
+    return figures | {"loadavg_1min": os.getloadavg()[0]}
 
 
 def request_pieces() -> dict[str, float]:
@@ -270,6 +306,7 @@ def request_pieces() -> dict[str, float]:
     from python_multipart.multipart import MultipartParser
 
     from app.predictor import Predictor
+    from app.preprocess import _open, _plain_grey_png, to_model_inputs
     from app.settings import shipped_model
     from app.uploads import parse_multipart
 
@@ -294,8 +331,19 @@ def request_pieces() -> dict[str, float]:
             await anyio.to_thread.run_sync(int)
         return (time.perf_counter() - start) / n
 
+    def pillow_decode(data: bytes) -> np.ndarray:
+        return np.asarray(_open(data, predictor.max_pixels))
+
     pieces = {
         "preprocess_us": timed(lambda: predictor.preprocess(pngs[next(cycle) % 200]), 3000),
+        # The 28×28 greyscale PNG both ways: libspng (what the service uses) and Pillow.
+        # What /predict's dynamic batching does with the uploads of one turn of the event loop.
+        "preprocess_in_batches_of_16_us_per_image": timed(
+            lambda: to_model_inputs(pngs[: 16 + next(cycle) % 4][:16], predictor.spec), 300
+        )
+        / 16,
+        "decode_libspng_us": timed(lambda: _plain_grey_png(pngs[next(cycle) % 200], 10**6), 3000),
+        "decode_pillow_us": timed(lambda: pillow_decode(pngs[next(cycle) % 200]), 3000),
         "onnxruntime_us": timed(lambda: predictor.run(x), 3000),
         "answer_us": timed(lambda: predictor.answer(distances), 5000),
         "orjson_us": timed(lambda: orjson.dumps(answer), 5000),
@@ -320,7 +368,10 @@ def format_row(row: dict[str, Any]) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--duration", type=int, default=15, help="seconds per scenario")
+    parser.add_argument("--duration", type=int, default=4, help="seconds per timed slice")
+    parser.add_argument(
+        "--rounds", type=int, default=9, help="interleaved rounds of /health and /predict"
+    )
     parser.add_argument("--soak", type=int, default=60, help="seconds of the soak run")
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--threads", type=int, default=1, help="wrk threads")
@@ -329,26 +380,32 @@ def main() -> int:
     if shutil.which("wrk") is None:
         raise SystemExit("wrk not found: apt-get install wrk")
     with tempfile.TemporaryDirectory() as work:
-        results, soak = service_figures(args, Path(work))
+        results, soak, batching = service_figures(args, Path(work))
     by_name = {row["scenario"]: row for row in results}
-    ratios = {
-        name: round(by_name[name]["requests_per_s"] / by_name["health"]["requests_per_s"], 3)
+    health = by_name["health"]["rounds"]
+    per_round = {
+        name: [
+            round(row["requests_per_s"] / base["requests_per_s"], 3)
+            for row, base in zip(by_name[name]["rounds"], health, strict=True)
+        ]
         for name in TARGETS
     }
+    ratios = {name: statistics.median(values) for name, values in per_round.items()}
     # The same ratio from the server's CPU time per request: what it would be with the server
     # alone on a core, which a loaded machine does not give.
     cpu_ratios = {
-        name: round(
-            by_name["health"]["server_cpu_us_per_request"]
-            / by_name[name]["server_cpu_us_per_request"],
-            3,
+        name: statistics.median(
+            round(base["server_cpu_us_per_request"] / row["server_cpu_us_per_request"], 3)
+            for row, base in zip(by_name[name]["rounds"], health, strict=True)
         )
         for name in TARGETS
     }
     report = {
         "service": results,
         "soak": soak,
+        "dynamic_batching": batching,
         "ratios_to_health": ratios,
+        "ratios_to_health_by_round": per_round,
         "cpu_ratios_to_health": cpu_ratios,
         "targets": TARGETS,
         "onnxruntime": onnxruntime_figures(),
@@ -361,8 +418,9 @@ def main() -> int:
         verdict = "ok" if ratio >= TARGETS[name] else "BELOW TARGET"
         print(
             f"{name} / health = {ratio:.3f} (target ≥ {TARGETS[name]}) {verdict}; "
-            f"by server CPU per request {cpu_ratios[name]:.3f}"
+            f"by server CPU per request {cpu_ratios[name]:.3f}; rounds {per_round[name]}"
         )
+    print("dynamic batching:", json.dumps(batching))
     print("onnxruntime:", json.dumps(report["onnxruntime"]))
     print("request pieces (µs):", json.dumps(report["request_pieces_us"]))
     args.out.parent.mkdir(parents=True, exist_ok=True)
