@@ -29,6 +29,7 @@ from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import TypeAdapter, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Receive, Scope, Send
 
@@ -180,10 +181,8 @@ EXPLAIN = {
     "description": "also return the 32×32 input the network sees and every layer's "
     "activations (C1 … F6), rounded to 4 decimals",
 }
-# The values pydantic reads as a boolean query parameter, so /predict takes what every other
-# FastAPI boolean parameter takes.
-FLAGS = {"1": True, "true": True, "t": True, "yes": True, "y": True, "on": True,
-         "0": False, "false": False, "f": False, "no": False, "n": False, "off": False}  # fmt: skip
+# pydantic's own reading of a boolean, so /predict takes what any FastAPI boolean parameter takes.
+FLAG = TypeAdapter(bool)
 bearer = HTTPBearer(auto_error=False, description="the token set in LENET5_RELOAD_TOKEN")
 BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 
@@ -292,12 +291,11 @@ def query_flag(request: Request, name: str) -> bool:
     value = request.query_params.get(name)
     if value is None:
         return False
-    flag = FLAGS.get(value.lower())
-    if flag is None:
-        raise HTTPException(
-            422, f"invalid request: query.{name}: Input should be a valid boolean, not {value!r}"
-        )
-    return flag
+    try:
+        return FLAG.validate_python(value)
+    except ValidationError as exc:
+        problem = exc.errors()[0]["msg"]
+        raise HTTPException(422, f"invalid request: query.{name}: {problem}") from None
 
 
 async def upload(request: Request, limit: int) -> bytes:
