@@ -67,12 +67,11 @@ class Batcher(Generic[R]):
     def _take(self) -> list[tuple[bytes, asyncio.Future[R]]]:
         """The next batch off the queue: up to MAX_BATCH uploads and MAX_BATCH_BYTES, and at
         least one upload however large."""
-        size = 0
-        for count, (upload, _) in enumerate(self._pending[:MAX_BATCH]):
+        count = size = 0
+        for upload, _ in self._pending[:MAX_BATCH]:
             size += len(upload)
-            if size > MAX_BATCH_BYTES and count:
+            if count and size > MAX_BATCH_BYTES:
                 break
-        else:
-            count = min(len(self._pending), MAX_BATCH)
+            count += 1
         batch, self._pending = self._pending[:count], self._pending[count:]
         return batch
