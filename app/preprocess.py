@@ -14,7 +14,6 @@ numpy, Pillow and libspng only: this runs on every request and must stay light.
 
 import io
 import math
-import operator
 import struct
 import zlib
 from collections.abc import Sequence
@@ -323,7 +322,7 @@ def _span(profile: list[float]) -> slice:
 
 def _centre(profile: list[float]) -> float:
     """Centre of mass of a profile, in pixel indices."""
-    return sum(map(operator.mul, range(len(profile)), profile)) / sum(profile)
+    return sum(i * mass for i, mass in enumerate(profile)) / sum(profile)
 
 
 def _ink(grey: np.ndarray) -> np.ndarray:
