@@ -21,28 +21,18 @@ import onnx
 import onnx.utils
 import onnxruntime as ort
 
-from app.preprocess import (
-    DEFAULT_MAX_PIXELS,
+from app.preprocess import DEFAULT_MAX_PIXELS, PreprocessError, to_model_input, to_model_inputs
+from model.spec import (
+    ACTIVATIONS,
+    DIGITS,
+    INPUT_NAME,
+    INPUT_SHAPE,
+    OUTPUT_NAMES,
+    OUTPUT_SHAPES,
+    SCORES,
     InputSpec,
-    PreprocessError,
-    to_model_input,
-    to_model_inputs,
 )
 
-DIGITS = tuple(str(i) for i in range(10))
-INPUT_NAME = "image"
-INPUT_SHAPE = (1, 32, 32)  # per image, after the batch dimension
-# The network's outputs in the order the exported file has them, with their per-image shapes.
-OUTPUT_SHAPES = {
-    "distances": (10,),
-    "c1": (6, 28, 28),
-    "s2": (6, 14, 14),
-    "c3": (16, 10, 10),
-    "s4": (16, 5, 5),
-    "c5": (120, 1, 1),
-    "f6": (84,),
-}
-ACTIVATIONS = tuple(OUTPUT_SHAPES)[1:]
 REQUIRED_METADATA = (
     "lenet5.architecture",
     "lenet5.input",
@@ -54,9 +44,6 @@ REQUIRED_METADATA = (
     "lenet5.version",
 )
 ARCHITECTURE_KEYS = ("layers", "c3_table", "squashing", "rbf_bitmaps", "totals")
-# Scores a model's `lenet5.rejection` may name: distances of one image -> score, rejected
-# above the threshold. A model that names another score is refused rather than misread.
-SCORES: dict[str, Callable[[list[float]], float]] = {"min_distance": min}
 EXPLAIN_DECIMALS = 4
 
 # MNIST test digit 0, a 7, as the 28×28 PNG MNIST stores: every model must read it before it
@@ -157,7 +144,7 @@ class Predictor:
     def explain(self, data: bytes) -> dict[str, Any]:
         """The answer plus what the network sees and every layer's activations."""
         image = self.preprocess(data)[None]
-        distances, *activations = self.session.run(list(OUTPUT_SHAPES), {INPUT_NAME: image})
+        distances, *activations = self.session.run(list(OUTPUT_NAMES), {INPUT_NAME: image})
         result = self.answer(distances[0])
         layers = {name: value[0] for name, value in zip(ACTIVATIONS, activations, strict=True)}
         layers["c5"] = layers["c5"].reshape(-1)  # 120 maps of 1×1: a vector, as F6 reads it

@@ -17,12 +17,12 @@ import math
 import struct
 import zlib
 from collections.abc import Sequence
-from dataclasses import dataclass
-from functools import cached_property
 
 import numpy as np
 import pyspng
 from PIL import ExifTags, Image, ImageChops, ImageOps, ImageStat, UnidentifiedImageError
+
+from model.spec import INPUT, InputSpec
 
 FORMATS = ("PNG", "JPEG", "GIF", "BMP", "TIFF", "WEBP", "PPM")  # PPM also reads PGM and PBM
 DEFAULT_MAX_PIXELS = 40_000_000
@@ -49,30 +49,7 @@ _ALPHA = frozenset({"RGBA", "RGBa", "LA", "La", "PA"})
 _DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error, zlib.error)
 
 
-@dataclass(frozen=True)
-class InputSpec:
-    """Geometry and value range of the model input (the values come from the model metadata)."""
-
-    background: float = -0.1  # model value of paper (grey level 0)
-    ink: float = 1.175  # model value of full ink (grey level 255)
-    size: int = 32
-    frame: int = 28
-    digit_box: int = 20
-
-    @cached_property
-    def levels(self) -> np.ndarray:
-        """The model value of each grey level.
-
-        Computed in float32 with the same operations as offline evaluation
-        (training.mnist.prepare), so that both agree to the bit.
-        """
-        step = (self.ink - self.background) / 255
-        table = self.background + np.arange(256, dtype=np.float32) * step
-        table.flags.writeable = False
-        return table
-
-
-DEFAULT_SPEC = InputSpec()
+DEFAULT_SPEC = INPUT
 
 
 class PreprocessError(ValueError):

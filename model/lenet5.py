@@ -15,15 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from model.bitmaps import DIGIT_BITMAPS, HEIGHT, WIDTH, rbf_codes
-
-SQUASH_A = 1.7159
-SQUASH_S = 2.0 / 3.0
-
-# The paper scales the input so that the background is -0.1 and full ink 1.175, which
-# gives inputs of mean roughly 0 and variance roughly 1 (Section II-B).
-INPUT_BACKGROUND = -0.1
-INPUT_INK = 1.175
-INPUT_SIZE = 32
+from model.spec import INPUT, SQUASH_A, SQUASH_S
 
 # Table I: which S2 maps (rows) feed each C3 map (columns 0-15).
 C3_TABLE: tuple[tuple[int, ...], ...] = (
@@ -227,9 +219,9 @@ def describe(net: LeNet5) -> dict:
     tensors; connections from each layer's wiring.
     """
     with torch.no_grad():
-        acts = net.activations(torch.zeros(1, 1, INPUT_SIZE, INPUT_SIZE))
+        acts = net.activations(torch.zeros(1, 1, INPUT.size, INPUT.size))
     layers = []
-    in_shape = [1, INPUT_SIZE, INPUT_SIZE]
+    in_shape = [1, INPUT.size, INPUT.size]
     for name in LAYER_NAMES:
         layer = getattr(net, name)
         out_shape = list(acts[name].shape[1:])
@@ -253,8 +245,8 @@ def describe(net: LeNet5) -> dict:
         "name": "LeNet-5",
         "reference": "LeCun, Bottou, Bengio, Haffner. Gradient-based learning applied to "
         "document recognition. Proc. IEEE 86(11):2278-2324, 1998.",
-        "input": {"shape": [1, INPUT_SIZE, INPUT_SIZE], "background": INPUT_BACKGROUND,
-                  "ink": INPUT_INK},
+        "input": {"shape": [1, INPUT.size, INPUT.size], "background": INPUT.background,
+                  "ink": INPUT.ink},
         "layers": layers,
         "c3_table": [[src in row for row in net.c3.table] for src in range(net.c3.in_maps)],
         "squashing": {"formula": "A * tanh(S * a)", "A": SQUASH_A, "S": SQUASH_S},

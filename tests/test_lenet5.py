@@ -7,7 +7,6 @@ import torch.nn.functional as F
 from model.bitmaps import DIGIT_BITMAPS, HEIGHT, WIDTH, rbf_codes
 from model.lenet5 import (
     C3_TABLE,
-    SQUASH_A,
     EuclideanRBF,
     LeNet5,
     Squashing,
@@ -15,6 +14,7 @@ from model.lenet5 import (
     TableConvolution,
     describe,
 )
+from model.spec import SQUASH_A
 
 PAPER = {  # layer: (trainable parameters, connections), Section II-B
     "C1": (156, 122_304),

@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from model.lenet5 import INPUT_BACKGROUND
+from model.spec import INPUT
 
 MAX_SHIFT = 2.0  # pixels, each direction
 MAX_SCALE = 0.1  # ±10% uniform scale
@@ -33,5 +33,5 @@ def distort(images: Tensor, gen: torch.Generator) -> Tensor:
     frame is background."""
     theta = random_affine(images.shape[0], images.shape[-1], gen)
     grid = F.affine_grid(theta, list(images.shape), align_corners=False)
-    ink = F.grid_sample(images - INPUT_BACKGROUND, grid, align_corners=False)
-    return ink + INPUT_BACKGROUND
+    ink = F.grid_sample(images - INPUT.background, grid, align_corners=False)
+    return ink + INPUT.background

@@ -27,23 +27,12 @@ import onnxruntime as ort
 import torch
 from torch import Tensor, nn
 
-from model.lenet5 import (
-    INPUT_BACKGROUND,
-    INPUT_INK,
-    INPUT_SIZE,
-    LAYER_NAMES,
-    SQUASH_A,
-    SQUASH_S,
-    LeNet5,
-    Subsampling,
-    describe,
-)
+from model.lenet5 import LeNet5, Subsampling, describe
+from model.spec import ACTIVATIONS, INPUT, INPUT_NAME, OUTPUT_NAMES, SQUASH_A, SQUASH_S
 from training import mnist
 from training.train import distances_of, stage
 
 OPSET = 17
-ACTIVATIONS = LAYER_NAMES[:-1]  # c1 … f6; "output" is exported as `distances`
-OUTPUT_NAMES = ("distances", *ACTIVATIONS)
 PARITY_TOLERANCE = 1e-4
 ACCEPT_VALIDATION = 0.99  # share of validation digits the rejection threshold accepts
 PAPER_RESULTS = {"LeNet-5": 0.0095, "LeNet-5 with distortions": 0.008, "boosted LeNet-4": 0.007}
@@ -179,8 +168,8 @@ def metadata(net: LeNet5, state: dict, summary: dict, rejection: dict, version: 
     return {
         "lenet5.architecture": architecture,
         "lenet5.input": {
-            "name": "image", "shape": ["N", 1, INPUT_SIZE, INPUT_SIZE], "dtype": "float32",
-            "background": INPUT_BACKGROUND, "ink": INPUT_INK,
+            "name": INPUT_NAME, "shape": ["N", 1, INPUT.size, INPUT.size], "dtype": "float32",
+            "background": INPUT.background, "ink": INPUT.ink,
         },
         "lenet5.outputs": {"distances": ["N", 10]} | {
             layer["name"].lower(): ["N", *layer["output_shape"]]
@@ -197,9 +186,9 @@ def metadata(net: LeNet5, state: dict, summary: dict, rejection: dict, version: 
 
 def to_onnx(net: LeNet5, path: Path, meta: dict) -> None:
     torch.onnx.export(
-        InferenceLeNet5(net), (torch.zeros(2, 1, INPUT_SIZE, INPUT_SIZE),), str(path),
-        input_names=["image"], output_names=list(OUTPUT_NAMES), opset_version=OPSET,
-        dynamo=False, dynamic_axes={name: {0: "N"} for name in ("image", *OUTPUT_NAMES)},
+        InferenceLeNet5(net), (torch.zeros(2, 1, INPUT.size, INPUT.size),), str(path),
+        input_names=[INPUT_NAME], output_names=list(OUTPUT_NAMES), opset_version=OPSET,
+        dynamo=False, dynamic_axes={name: {0: "N"} for name in (INPUT_NAME, *OUTPUT_NAMES)},
     )  # fmt: skip
     model = onnx.load(str(path))
     for key, value in meta.items():
@@ -222,7 +211,7 @@ def check_parity(path: Path, net: LeNet5, images: Tensor) -> dict[str, float]:
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1  # a thousand digits take a fraction of a second
     session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    outputs = session.run(list(OUTPUT_NAMES), {"image": images.numpy()})
+    outputs = session.run(list(OUTPUT_NAMES), {INPUT_NAME: images.numpy()})
     got = dict(zip(OUTPUT_NAMES, outputs, strict=True))
     with torch.no_grad():
         expected = {name: value.numpy() for name, value in net.activations(images).items()}
