@@ -13,6 +13,7 @@ import json
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ import numpy as np
 import onnx
 import onnx.utils
 import onnxruntime as ort
+from pydantic import ValidationError
 
 from app.preprocess import DEFAULT_MAX_PIXELS, PreprocessError, to_model_input, to_model_inputs
 from model.spec import (
@@ -27,23 +29,14 @@ from model.spec import (
     DIGITS,
     INPUT_NAME,
     INPUT_SHAPE,
+    METADATA_PREFIX,
     OUTPUT_NAMES,
     OUTPUT_SHAPES,
     SCORES,
     InputSpec,
+    ModelMetadata,
 )
 
-REQUIRED_METADATA = (
-    "lenet5.architecture",
-    "lenet5.input",
-    "lenet5.outputs",
-    "lenet5.j",
-    "lenet5.rbf_bitmaps",
-    "lenet5.rejection",
-    "lenet5.training",
-    "lenet5.version",
-)
-ARCHITECTURE_KEYS = ("layers", "c3_table", "squashing", "rbf_bitmaps", "totals")
 EXPLAIN_DECIMALS = 4
 
 # MNIST test digit 0, a 7, as the 28×28 PNG MNIST stores: every model must read it before it
@@ -69,7 +62,7 @@ class Predictor:
     distances_session: ort.InferenceSession  # `distances` alone: every other answer
     path: Path
     sha256: str
-    metadata: dict[str, Any]  # lenet5.* keys, JSON-decoded
+    metadata: ModelMetadata
     spec: InputSpec
     max_pixels: int = DEFAULT_MAX_PIXELS
     version: str = field(init=False)
@@ -78,12 +71,12 @@ class Predictor:
     threshold: float = field(init=False)
 
     def __post_init__(self) -> None:
-        rejection = self.metadata["lenet5.rejection"]
+        meta = self.metadata
         set_ = object.__setattr__  # frozen: derived fields are set once, here
-        set_(self, "version", str(self.metadata["lenet5.version"]))
-        set_(self, "j", float(self.metadata["lenet5.j"]))
-        set_(self, "score", SCORES[rejection["score"]])
-        set_(self, "threshold", float(rejection["threshold"]))
+        set_(self, "version", meta.version)
+        set_(self, "j", meta.j)
+        set_(self, "score", SCORES[meta.rejection.score])
+        set_(self, "threshold", meta.rejection.threshold)
 
     @classmethod
     def load(
@@ -104,10 +97,7 @@ class Predictor:
             raise ModelError(f"{path} is not a loadable ONNX model: {exc}") from exc
         check_signature(session)
         metadata = read_metadata(session)
-        spec = InputSpec(
-            background=float(metadata["lenet5.input"]["background"]),
-            ink=float(metadata["lenet5.input"]["ink"]),
-        )
+        spec = metadata.input.spec()
         try:
             distances_session = ort.InferenceSession(
                 distances_only(data), session_options(threads), providers=["CPUExecutionProvider"]
@@ -188,24 +178,25 @@ class Predictor:
 
     def describe(self) -> dict[str, Any]:
         """The network as /model shows it, from the model's own metadata."""
+        return self._description
+
+    @cached_property
+    def _description(self) -> dict[str, Any]:
         meta = self.metadata
-        arch = meta["lenet5.architecture"]
+        arch = meta.architecture.model_dump(mode="json")
         return {
-            "name": arch.get("name", "LeNet-5"),
-            "reference": arch.get("reference"),
+            "name": arch["name"],
+            "reference": arch["reference"],
             "version": self.version,
-            "created": meta.get("lenet5.created"),
+            "created": meta.created,
             "sha256": self.sha256,
-            "input": meta["lenet5.input"],
-            "outputs": meta["lenet5.outputs"],
-            "layers": arch["layers"],
-            "c3_table": arch["c3_table"],
-            "squashing": arch["squashing"],
-            "rbf_bitmaps": arch["rbf_bitmaps"],
+            "input": meta.input.model_dump(mode="json"),
+            "outputs": meta.outputs,
+            **{key: arch[key] for key in ("layers", "c3_table", "squashing", "rbf_bitmaps")},
             "totals": arch["totals"],
             "j": self.j,
-            "rejection": meta["lenet5.rejection"],
-            "training": meta["lenet5.training"],
+            "rejection": meta.rejection.model_dump(mode="json"),
+            "training": meta.training.model_dump(mode="json"),
         }
 
 
@@ -249,39 +240,21 @@ def check_signature(session: ort.InferenceSession) -> None:
             raise ModelError(f"output '{name}' must be [N, {', '.join(map(str, shape))}]: {found}")
 
 
-def read_metadata(session: ort.InferenceSession) -> dict[str, Any]:
-    """The lenet5.* metadata, decoded and checked for what the service relies on."""
+def read_metadata(session: ort.InferenceSession) -> ModelMetadata:
+    """The lenet5.* metadata, decoded and validated against ModelMetadata."""
     raw = session.get_modelmeta().custom_metadata_map
-    missing = [key for key in REQUIRED_METADATA if key not in raw]
-    if missing:
-        raise ModelError(f"the model lacks the metadata {', '.join(missing)}")
     try:
-        meta = {key: json.loads(value) for key, value in raw.items() if key.startswith("lenet5.")}
+        documents = {key: json.loads(value) for key, value in raw.items()
+                     if key.startswith(METADATA_PREFIX)}  # fmt: skip
     except json.JSONDecodeError as exc:
         raise ModelError(f"the model's metadata is not JSON: {exc}") from exc
-    arch, spec, rejection = (
-        meta["lenet5.architecture"],
-        meta["lenet5.input"],
-        meta["lenet5.rejection"],
-    )
-    if not isinstance(arch, dict) or any(key not in arch for key in ARCHITECTURE_KEYS):
-        raise ModelError(f"lenet5.architecture must have {', '.join(ARCHITECTURE_KEYS)}")
-    if not isinstance(spec, dict) or not _finite(spec.get("background"), spec.get("ink")):
-        raise ModelError("lenet5.input must give the numbers background and ink")
-    if not isinstance(rejection, dict) or rejection.get("score") not in SCORES:
-        score = rejection.get("score") if isinstance(rejection, dict) else None
-        raise ModelError(f"unknown rejection score {score!r}; this service knows {list(SCORES)}")
-    if not _finite(rejection.get("threshold"), meta["lenet5.j"]):
-        raise ModelError("lenet5.rejection.threshold and lenet5.j must be finite numbers")
-    if len(arch["rbf_bitmaps"].get("digits", ())) != len(DIGITS):
-        raise ModelError("lenet5.architecture.rbf_bitmaps must have one bitmap per digit")
-    return meta
-
-
-def _finite(*values: object) -> bool:
-    return all(
-        isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in values
-    )
+    try:
+        return ModelMetadata.read(documents)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(map(str, error['loc']))}: {error['msg']}" for error in exc.errors()
+        )
+        raise ModelError(f"the model's metadata does not fit: {problems}") from None
 
 
 def _rounded(a: np.ndarray) -> list[Any]:

@@ -9,6 +9,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 from typing_extensions import TypedDict
 
+from model.spec import Bitmaps, InputInfo, Layer, Totals, Training
+
 # Keys "0".."9": one entry per digit, named by the digit.
 DigitScores = TypedDict(
     "DigitScores",
@@ -115,43 +117,6 @@ class Error(BaseModel):
     detail: str = Field(description="what went wrong, for a person to read")
 
 
-class Layer(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
-    name: str
-    kind: str
-    input_shape: list[int]
-    output_shape: list[int]
-    kernel_size: list[int] | None
-    maps: int
-    trainable_parameters: int
-    connections: int
-
-
-class Bitmaps(BaseModel):
-    width: int = Field(description="7")
-    height: int = Field(description="12")
-    digits: list[list[list[int]]] = Field(
-        description="the 7×12 target code of F6 for each digit 0..9: 12 rows of 7 values ±1"
-    )
-
-
-class Totals(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
-    trainable_parameters: int
-    connections: int
-
-
-class Training(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
-    test_error: float = Field(description="measured on the 10,000 MNIST test digits")
-    paper_test_error: dict[str, float] = Field(
-        description="the paper's results to compare with (LeNet-5: 0.95 %)"
-    )
-
-
 class ModelInfo(BaseModel):
     """The network that serves, as its file describes it."""
 
@@ -160,7 +125,7 @@ class ModelInfo(BaseModel):
     version: str
     created: str | None
     sha256: str = Field(description="SHA-256 of the model file")
-    input: dict[str, Any] = Field(description="name, shape, dtype, background and ink values")
+    input: InputInfo
     outputs: dict[str, list[int | str]] = Field(description="every output's shape")
     layers: list[Layer]
     c3_table: list[list[bool]] = Field(

@@ -69,6 +69,8 @@ ACTIVATIONS = OUTPUT_NAMES[1:]  # c1 … f6, the explain view's layers
 # threshold. A model that names another score is refused rather than misread.
 SCORES: dict[str, Callable[[Sequence[float]], float]] = {"min_distance": min}
 
+METADATA_PREFIX = "lenet5."  # every key of the model file's metadata that the service reads
+
 Shape = list[int | str]  # "N" for the batch dimension
 
 
@@ -77,25 +79,20 @@ class InputInfo(BaseModel):
 
     model_config = ConfigDict(extra="allow")
 
-    name: str = Field(INPUT_NAME, description="the input's name in the graph")
+    name: str = Field(default=INPUT_NAME, description="the input's name in the graph")
     shape: Shape = Field(description="N × 1 × size × size")
     dtype: str = "float32"
     background: FiniteFloat = Field(description="the model value of paper (grey level 0)")
     ink: FiniteFloat = Field(description="the model value of full ink (grey level 255)")
     # Files exported before these were written frame their digits as MNIST does.
-    frame: int = Field(INPUT.frame, gt=0, description="side of the MNIST frame, in pixels")
+    frame: int = Field(default=INPUT.frame, gt=0, description="side of the MNIST frame, in pixels")
     digit_box: int = Field(
-        INPUT.digit_box, gt=0, description="side of the box a digit is scaled into, in pixels"
+        default=INPUT.digit_box, gt=0, description="side of the box a digit is scaled into"
     )
 
     def spec(self) -> InputSpec:
-        return InputSpec(
-            background=self.background,
-            ink=self.ink,
-            size=int(self.shape[-1]),
-            frame=self.frame,
-            digit_box=self.digit_box,
-        )
+        # The size is the graph's, which the service checks against INPUT_SHAPE.
+        return InputSpec(self.background, self.ink, INPUT.size, self.frame, self.digit_box)
 
 
 class Layer(BaseModel):
@@ -187,17 +184,23 @@ class ModelMetadata(BaseModel):
     kept and ignored.
     """
 
-    model_config = ConfigDict(extra="allow", validate_by_name=True, validate_by_alias=True)
+    # Each field is stored under its name with the prefix: `j` is the key "lenet5.j".
+    model_config = ConfigDict(
+        extra="allow",
+        alias_generator=lambda name: METADATA_PREFIX + name,
+        validate_by_name=True,
+        validate_by_alias=True,
+    )
 
-    architecture: Architecture = Field(alias="lenet5.architecture")
-    input: InputInfo = Field(alias="lenet5.input")
-    outputs: dict[str, Shape] = Field(alias="lenet5.outputs")
-    j: FiniteFloat = Field(alias="lenet5.j")
-    rbf_bitmaps: Bitmaps = Field(alias="lenet5.rbf_bitmaps")
-    rejection: Rejection = Field(alias="lenet5.rejection")
-    training: Training = Field(alias="lenet5.training")
-    version: str = Field(alias="lenet5.version")
-    created: str | None = Field(None, alias="lenet5.created")
+    architecture: Architecture
+    input: InputInfo
+    outputs: dict[str, Shape]
+    j: FiniteFloat = Field(description="the MAP criterion's constant for 'none of these'")
+    rbf_bitmaps: Bitmaps
+    rejection: Rejection
+    training: Training
+    version: str
+    created: str | None = None
 
     @classmethod
     def read(cls, documents: dict[str, Any]) -> "ModelMetadata":
@@ -208,6 +211,3 @@ class ModelMetadata(BaseModel):
     def documents(self) -> dict[str, Any]:
         """Key -> JSON-ready document, as the file stores them (each then JSON-encoded)."""
         return self.model_dump(mode="json", by_alias=True)
-
-
-METADATA_KEYS = tuple(field.alias for field in ModelMetadata.model_fields.values() if field.alias)

@@ -52,7 +52,7 @@ def test_inference_form_computes_the_papers_network_in_float64(weights, trained,
 
 def test_exported_graph_is_the_inference_form(trained, tmp_path):
     target = tmp_path / "lenet5.onnx"
-    to_onnx(trained, target, {})
+    to_onnx(trained, target)
     graph = onnx.load(str(target)).graph
     # Constant nodes hold the squashing's amplitude; onnxruntime folds them when it loads.
     nodes = [node for node in graph.node if node.op_type != "Constant"]
@@ -81,7 +81,7 @@ def test_exported_graph_is_the_inference_form(trained, tmp_path):
 
 def test_parity_check_passes_the_export_and_refuses_a_wrong_activation(trained, digits, tmp_path):
     target = tmp_path / "lenet5.onnx"
-    to_onnx(trained, target, {})
+    to_onnx(trained, target)
     worst = check_parity(target, trained, digits)
     assert worst["distances_relative"] < 1e-5
     assert worst["activations_absolute"] < 1e-4

@@ -2,6 +2,7 @@
 
 import json
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -110,8 +111,32 @@ def test_load_refuses_an_unknown_rejection_score(model_variant) -> None:
 
 
 def test_load_refuses_a_non_finite_threshold(model_variant) -> None:
-    rejection = {"score": "min_distance", "threshold": "NaN"}
+    rejection = {"score": "min_distance", "threshold": float("nan")}  # stored as JSON's NaN
     refused(model_variant("nan", {"lenet5.rejection": rejection}), "finite")
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "problem"),
+    [
+        ("lenet5.rbf_bitmaps", [[1, -1]], "lenet5.rbf_bitmaps: Input should be a valid dictionary"),
+        ("lenet5.j", "84", "lenet5.j: Input should be a valid number"),
+        ("lenet5.rejection", {"score": ["min_distance"], "threshold": 84.0},
+         "lenet5.rejection.score: Input should be a valid string"),
+        ("lenet5.input", {"shape": ["N", 1, 32, 32], "background": "-0.1", "ink": 1.175},
+         "lenet5.input.background: Input should be a valid number"),
+        ("lenet5.version", 2026, "lenet5.version: Input should be a valid string"),
+    ],
+)  # fmt: skip
+def test_load_refuses_metadata_of_the_wrong_type(model_variant, key, value, problem) -> None:
+    refused(model_variant(f"wrong_{key}", {key: value}), re.escape(problem))
+
+
+def test_load_refuses_bitmaps_that_are_not_one_per_digit(model_variant, shipped_model) -> None:
+    bitmaps = Predictor.load(shipped_model).metadata.rbf_bitmaps.model_dump()
+    bitmaps["digits"] = 7
+    refused(model_variant("digits_int", {"lenet5.rbf_bitmaps": bitmaps}), "digits")
+    bitmaps["digits"] = Predictor.load(shipped_model).metadata.rbf_bitmaps.digits[:9]
+    refused(model_variant("nine_digits", {"lenet5.rbf_bitmaps": bitmaps}), "at least 10 items")
 
 
 def test_load_refuses_metadata_that_is_not_json(model_variant) -> None:

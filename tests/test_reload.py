@@ -86,7 +86,7 @@ def test_reload_of_an_unchanged_file_says_so(reloadable: TestClient) -> None:
     assert reloadable.post("/model/reload", headers=TOKEN).json()["changed"] is False
 
 
-@pytest.mark.parametrize("bad", ["junk", "renamed", "no_rejection"])
+@pytest.mark.parametrize("bad", ["junk", "renamed", "no_rejection", "bitmaps_list", "digits_int"])
 def test_reload_refuses_an_invalid_file_and_keeps_serving(
     reloadable: TestClient, model_file: Path, model_variant, bad: str, mnist_test, encode
 ) -> None:
@@ -95,6 +95,10 @@ def test_reload_refuses_an_invalid_file_and_keeps_serving(
         "junk": b"not a model",
         "renamed": model_variant("renamed", rename={"distances": "scores"}),
         "no_rejection": model_variant("no_rejection", {"lenet5.rejection": None}),
+        # The right keys with the wrong types.
+        "bitmaps_list": model_variant("bitmaps_list", {"lenet5.rbf_bitmaps": [[1, -1]]}),
+        "digits_int": model_variant("digits_int", {"lenet5.rbf_bitmaps": {
+            "width": 7, "height": 12, "digits": 10}}),
     }[bad])  # fmt: skip
     answer = reloadable.post("/model/reload", headers=TOKEN)
     assert answer.status_code == 409

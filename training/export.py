@@ -20,6 +20,7 @@ import os
 import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
@@ -28,7 +29,18 @@ import torch
 from torch import Tensor, nn
 
 from model.lenet5 import LeNet5, Subsampling, describe
-from model.spec import ACTIVATIONS, INPUT, INPUT_NAME, OUTPUT_NAMES, SQUASH_A, SQUASH_S
+from model.spec import (
+    ACTIVATIONS,
+    INPUT,
+    INPUT_NAME,
+    INPUT_SHAPE,
+    OUTPUT_NAMES,
+    OUTPUT_SHAPES,
+    SQUASH_A,
+    SQUASH_S,
+    InputInfo,
+    ModelMetadata,
+)
 from training import mnist
 from training.train import distances_of, stage
 
@@ -163,35 +175,35 @@ def training_summary(state: dict, test_error: float, validation_error: float) ->
     }  # fmt: skip
 
 
-def metadata(net: LeNet5, state: dict, summary: dict, rejection: dict, version: str) -> dict:
+def metadata(
+    net: LeNet5, state: dict[str, Any], summary: dict[str, Any], rejection: dict[str, Any],
+    version: str,
+) -> ModelMetadata:  # fmt: skip
     architecture = describe(net)
-    return {
-        "lenet5.architecture": architecture,
-        "lenet5.input": {
-            "name": INPUT_NAME, "shape": ["N", 1, INPUT.size, INPUT.size], "dtype": "float32",
-            "background": INPUT.background, "ink": INPUT.ink,
-        },
-        "lenet5.outputs": {"distances": ["N", 10]} | {
-            layer["name"].lower(): ["N", *layer["output_shape"]]
-            for layer in architecture["layers"] if layer["name"].lower() in ACTIVATIONS
-        },
-        "lenet5.j": state["config"]["j"],
-        "lenet5.rbf_bitmaps": architecture["rbf_bitmaps"],
-        "lenet5.rejection": rejection,
-        "lenet5.training": summary,
-        "lenet5.version": version,
-        "lenet5.created": datetime.now(UTC).isoformat(timespec="seconds"),
-    }  # fmt: skip
+    return ModelMetadata.model_validate({
+        "architecture": architecture,
+        "input": InputInfo(
+            shape=["N", *INPUT_SHAPE], background=INPUT.background, ink=INPUT.ink,
+            frame=INPUT.frame, digit_box=INPUT.digit_box,
+        ),
+        "outputs": {name: ["N", *shape] for name, shape in OUTPUT_SHAPES.items()},
+        "j": state["config"]["j"],
+        "rbf_bitmaps": architecture["rbf_bitmaps"],
+        "rejection": rejection,
+        "training": summary,
+        "version": version,
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+    })  # fmt: skip
 
 
-def to_onnx(net: LeNet5, path: Path, meta: dict) -> None:
+def to_onnx(net: LeNet5, path: Path, meta: ModelMetadata | None = None) -> None:
     torch.onnx.export(
         InferenceLeNet5(net), (torch.zeros(2, 1, INPUT.size, INPUT.size),), str(path),
         input_names=[INPUT_NAME], output_names=list(OUTPUT_NAMES), opset_version=OPSET,
         dynamo=False, dynamic_axes={name: {0: "N"} for name in (INPUT_NAME, *OUTPUT_NAMES)},
     )  # fmt: skip
     model = onnx.load(str(path))
-    for key, value in meta.items():
+    for key, value in (meta.documents() if meta else {}).items():
         model.metadata_props.add(key=key, value=json.dumps(value))
     model.producer_name = "lenet5"
     onnx.checker.check_model(model, full_check=True)
@@ -259,7 +271,7 @@ def export(checkpoint: Path, out: Path, data_dir: Path | None, version: str | No
         tmp.unlink(missing_ok=True)
     return {"path": str(out), "version": version, "test_error": test_error,
             "validation_error": val_error, "max_parity_error": worst,
-            "rejection": meta["lenet5.rejection"]}  # fmt: skip
+            "rejection": meta.rejection.model_dump()}  # fmt: skip
 
 
 def slim_checkpoint(checkpoint: Path, out: Path) -> None:

@@ -7,18 +7,15 @@ const MODEL_URL = "/model";
 // Long enough to skip most of a stroke's intermediate states, short enough to feel live.
 const DEBOUNCE_MS = 150;
 const MAX_WAIT_MS = 400;
-// A stroke about a tenth of the digit's height: the thickness of MNIST's pen strokes after the
-// service scales the digit into its 20×20 box.
+// A stroke about a tenth of the digit's height (in canvas pixels): the thickness of MNIST's pen
+// strokes after the service scales the digit into its box.
 const PEN_WIDTH = 20;
 const PAPER = "#ffffff";
 // Below this probability an accepted answer is shown as uncertain.
 const LOW_CONFIDENCE = 0.5;
 const INK = "#111111";
-// Squashing amplitude A of f(a) = A·tanh(S·a): every activation lies in [−A, A]. Replaced by
-// the model's own value once GET /model answers.
-let squashA = 1.7159;
-// Input range of the network (paper grey, full ink), also from the model when it answers.
-let inputRange = [-0.1, 1.175];
+// The network's numbers are the model's own, from GET /model (model.spec on the service side):
+// nothing about its input or layers is retyped here. Until it answers, the inside view waits.
 
 // Feature maps drawn in the "inside" view: key in explain.activations, label, tile size in CSS
 // pixels. Tiles of a convolution and its subsampling share a size so they line up.
@@ -28,15 +25,12 @@ const MAP_LAYERS = [
   { key: "c3", name: "C3", tile: 48 },
   { key: "s4", name: "S4", tile: 48 },
 ];
-const DEFAULT_SHAPES = { input: [32, 32], c1: [6, 28, 28], s2: [6, 14, 14], c3: [16, 10, 10],
-  s4: [16, 5, 5], c5: [120], f6: [84] };
-const DEFAULT_KINDS = { c1: "convolution 5×5", s2: "subsampling 2×2", c3: "convolution 5×5",
-  s4: "subsampling 2×2", c5: "convolution 5×5", f6: "full connection" };
 
 const $ = (id) => document.getElementById(id);
 
 const state = {
   model: null, // GET /model, once it answered
+  inside: [null, null, null], // what the inside view shows: explain answer, digit, distances
   hasInk: false, // something drawn since the last clear: a blank canvas is never sent
   source: "none", // "drawing" or "upload": what the shown answer is about
   seq: 0, // number of the latest picture sent: answers to older ones are dropped
@@ -437,13 +431,20 @@ function layerInfo(key) {
   return layers.find((l) => l.name.toLowerCase() === key);
 }
 
+// Squashing amplitude A of f(a) = A·tanh(S·a): every activation lies in [−A, A].
+function squashA() {
+  return state.model.squashing.A;
+}
+
+// A layer's output shape as drawn: C5's 120 maps of 1×1 as the vector F6 reads.
+function shapeOf(key) {
+  const shape = layerInfo(key).output_shape;
+  return key === "c5" ? [shape.reduce((a, b) => a * b, 1)] : shape;
+}
+
 function describeLayer(key, shape) {
   const info = layerInfo(key);
-  let kind = DEFAULT_KINDS[key];
-  if (info) {
-    const k = info.kernel_size ? ` ${info.kernel_size.join("×")}` : "";
-    kind = `${info.kind}${k}`;
-  }
+  const kind = `${info.kind}${info.kernel_size ? ` ${info.kernel_size.join("×")}` : ""}`;
   const size = shape.length === 3 ? `${shape[0]} maps ${shape[1]}×${shape[2]}` : `${shape[0]} units`;
   return { kind, size };
 }
@@ -463,27 +464,31 @@ function buildInside(explain, winner, distances) {
   const layers = $("layers");
   layers.textContent = "";
   layers.dataset.state = explain ? "shown" : "empty";
-  const [inLo, inHi] = inputRange;
+  if (!state.model) return; // drawn once GET /model has answered
+  const { background, ink, shape, frame, digit_box: box } = state.model.input;
+  const [height, width] = shape.slice(-2);
   const acts = explain ? explain.activations : null;
 
-  const input = layerRow("Input", "preprocessed image", "32×32", "layer-input");
+  const size = `${height}×${width}`;
+  const input = layerRow("Input", "preprocessed image", size, "layer-input");
   input.body.append(explain
-    ? tile(explain.input, inLo, inHi, 128, "The 32×32 image the network sees")
-    : blankTile(32, 32, 128));
+    ? tile(explain.input, background, ink, 128, `The ${size} image the network sees`)
+    : blankTile(height, width, 128));
   input.body.append(el("p", "layer-note",
-    "The service centres the digit by its centre of mass in a 20×20 box, as MNIST was prepared, " +
-    "and pads it to 32×32. This is exactly what C1 reads."));
+    `The service centres the digit by its centre of mass in a ${box}×${box} box within a ` +
+    `${frame}×${frame} frame, as MNIST was prepared, and pads it to ${size}. ` +
+    "This is exactly what C1 reads."));
   layers.append(input.row);
 
   for (const { key, name, tile: size } of MAP_LAYERS) {
     const maps = acts ? acts[key] : null;
-    const shape = maps ? [maps.length, maps[0].length, maps[0][0].length] : DEFAULT_SHAPES[key];
+    const shape = maps ? [maps.length, maps[0].length, maps[0][0].length] : shapeOf(key);
     const { kind, size: text } = describeLayer(key, shape);
     const row = layerRow(name, kind, text, `layer-${key}`);
     row.body.classList.add("grid");
     for (let m = 0; m < shape[0]; m++) {
       row.body.append(maps
-        ? tile(maps[m], -squashA, squashA, size, `${name} map ${m}`)
+        ? tile(maps[m], -squashA(), squashA(), size, `${name} map ${m}`)
         : blankTile(shape[1], shape[2], size));
     }
     layers.append(row.row);
@@ -496,11 +501,11 @@ function buildInside(explain, winner, distances) {
 // C5's 120 units as one strip: it is a vector, though computed as 120 maps of 1×1.
 function vectorRow(key, name, values) {
   const flat = values ? values.flat(Infinity) : null;
-  const shape = flat ? [flat.length] : DEFAULT_SHAPES[key];
+  const shape = flat ? [flat.length] : shapeOf(key);
   const { kind, size } = describeLayer(key, shape);
   const row = layerRow(name, kind, size, `layer-${key}`);
   const strip = flat
-    ? tile(toRows(flat, 60), -squashA, squashA, 600, `${name}: ${flat.length} units`)
+    ? tile(toRows(flat, 60), -squashA(), squashA(), 600, `${name}: ${flat.length} units`)
     : blankTile(2, 60, 600);
   strip.classList.add("strip");
   row.body.append(strip);
@@ -510,18 +515,17 @@ function vectorRow(key, name, values) {
 // F6's 84 values drawn as the 7×12 picture they are compared with, beside the bitmap of the
 // winning digit: the closer the two pictures, the smaller that digit's distance.
 function f6Row(values, winner, distances) {
-  const { kind, size } = describeLayer("f6", DEFAULT_SHAPES.f6);
-  const row = layerRow("F6", kind, `${size} as 7×12`, "layer-f6");
-  const bitmaps = state.model && state.model.rbf_bitmaps;
-  const width = bitmaps ? bitmaps.width : 7;
-  const height = bitmaps ? bitmaps.height : 12;
+  const { kind, size } = describeLayer("f6", shapeOf("f6"));
+  const bitmaps = state.model.rbf_bitmaps;
+  const { width, height } = bitmaps;
+  const row = layerRow("F6", kind, `${size} as ${width}×${height}`, "layer-f6");
   const pair = el("div", "f6-pair");
   const f6 = values
-    ? tile(toRows(values.flat(Infinity), width), -1, 1, 70, "F6 output as 7×12")
+    ? tile(toRows(values.flat(Infinity), width), -1, 1, 70, `F6 output as ${width}×${height}`)
     : blankTile(height, width, 70);
   pair.append(figureOf(f6, "F6 output"));
   pair.append(el("span", "f6-vs", "vs"));
-  if (values && bitmaps && winner !== null && bitmaps.digits[winner]) {
+  if (values && winner !== null && bitmaps.digits[winner]) {
     const code = tile(bitmaps.digits[winner], -1, 1, 70, `RBF bitmap of ${winner}`);
     pair.append(figureOf(code, `bitmap of ${winner}`));
     pair.append(el("p", "layer-note",
@@ -541,11 +545,12 @@ function figureOf(node, caption) {
 }
 
 function renderInside(explain, winner, distances) {
+  state.inside = [explain, winner, distances];
   buildInside(explain, winner, distances);
 }
 
 function clearInside() {
-  buildInside(null, null, null);
+  renderInside(null, null, null);
 }
 
 // ---------------------------------------------------------------- architecture (GET /model)
@@ -560,10 +565,8 @@ async function loadModel() {
     return;
   }
   const m = state.model;
-  if (m.squashing && typeof m.squashing.A === "number") squashA = m.squashing.A;
-  if (m.input && typeof m.input.background === "number") inputRange = [m.input.background, m.input.ink];
-  $("legend-lo").textContent = `−${squashA.toFixed(2)}`;
-  $("legend-hi").textContent = `+${squashA.toFixed(2)}`;
+  $("legend-lo").textContent = `−${squashA().toFixed(2)}`;
+  $("legend-hi").textContent = `+${squashA().toFixed(2)}`;
   showModelId(m.version, m.sha256);
   renderLayerTable(m);
   renderBitmaps(m.rbf_bitmaps);
@@ -574,8 +577,10 @@ async function loadModel() {
     note.textContent = "";
     note.append(el("span", "legend-key"), "rejection threshold");
   }
-  // Repaint what depends on the model (kinds, bitmaps, threshold) unless an answer is shown.
+  // Repaint what depends on the model (kinds, bitmaps, threshold) unless an answer is shown;
+  // an answer that came first gets its inside view now.
   if ($("result").dataset.state === "idle") resetAll();
+  else buildInside(...state.inside);
 }
 
 function showModelId(version, sha256) {
