@@ -21,22 +21,31 @@ from typing import Annotated, Any
 
 import anyio.to_thread
 import orjson
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
-from fastapi.exceptions import RequestValidationError
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.responses import FileResponse, Response
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import TypeAdapter, ValidationError
-from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Receive, Scope, Send
 
 from app.batching import Batcher
+from app.errors import (
+    MalformedRequestError,
+    ModelRefusedError,
+    NotAllowedError,
+    NotReadyError,
+    RequestError,
+    TooLargeError,
+    UnauthenticatedError,
+    UnsupportedMediaError,
+    http_status,
+)
+from app.handlers import HANDLERS
 from app.metrics import Metrics, MetricsMiddleware
 from app.predictor import ModelError, Predictor
-from app.preprocess import PreprocessError
 from app.schemas import (
     BatchPrediction,
     Error,
@@ -47,7 +56,7 @@ from app.schemas import (
     Reloaded,
 )
 from app.settings import Settings
-from app.uploads import Part, UploadError, parse_multipart, read_body, too_large
+from app.uploads import Part, parse_multipart, read_body, too_large
 
 log = logging.getLogger("lenet5")
 STATIC = Path(__file__).parent / "static"
@@ -62,7 +71,7 @@ class Service:
     settings: Settings
     metrics: Metrics = field(default_factory=Metrics)
     predictor: Predictor | None = None
-    batcher: Batcher[dict[str, Any] | PreprocessError] | None = None
+    batcher: Batcher[dict[str, Any] | RequestError] | None = None
     reloading: asyncio.Lock = field(default_factory=asyncio.Lock)
     _background: set[asyncio.Task[None]] = field(default_factory=set)
 
@@ -159,11 +168,11 @@ async def get_service(request: Request) -> Service:
     return request.app.state.service
 
 
-def serving(request: Request) -> tuple[Predictor, Batcher[dict[str, Any] | PreprocessError]]:
+def serving(request: Request) -> tuple[Predictor, Batcher[dict[str, Any] | RequestError]]:
     """The Predictor serving now and its Batcher; 503 before the model is loaded."""
     service: Service = request.app.state.service
     if service.predictor is None or service.batcher is None:
-        raise HTTPException(503, "the model is not loaded")
+        raise NotReadyError("the model is not loaded")
     return service.predictor, service.batcher
 
 
@@ -278,7 +287,7 @@ async def predict(request: Request) -> Response:
     # On the event loop, not in a thread: a digit takes well under a millisecond, less than a
     # thread hop (bench/service.py); the uploads of concurrent requests are read together.
     result = predictor.explain(data) if explain else await batcher.read(data)
-    if isinstance(result, PreprocessError):
+    if isinstance(result, RequestError):
         raise result
     service.metrics.observe_prediction(result)
     return json_response(result)
@@ -295,7 +304,7 @@ def query_flag(request: Request, name: str) -> bool:
         return FLAG.validate_python(value)
     except ValidationError as exc:
         problem = exc.errors()[0]["msg"]
-        raise HTTPException(422, f"invalid request: query.{name}: {problem}") from None
+        raise MalformedRequestError(f"invalid request: query.{name}: {problem}") from None
 
 
 async def upload(request: Request, limit: int) -> bytes:
@@ -306,15 +315,15 @@ async def upload(request: Request, limit: int) -> bytes:
         parts = parse_multipart(await read_body(request, limit), content_type)
         files = [part for part in parts if part.name == "file"]
         if len(files) != 1:
-            raise UploadError(
-                422, "send exactly one image in the multipart field 'file' "
+            raise MalformedRequestError(
+                "send exactly one image in the multipart field 'file' "
                 f"(fields: {field_names(parts)}); several images go to /predict/batch",
             )  # fmt: skip
         return files[0].data
     if media_type.startswith("image/") or media_type == "application/octet-stream":
         return await read_body(request, limit)
-    raise UploadError(
-        415, f"unsupported Content-Type {media_type or '(none)'}: send the image as the body "
+    raise UnsupportedMediaError(
+        f"unsupported Content-Type {media_type or '(none)'}: send the image as the body "
         f"({RAW_TYPES}) or as the multipart/form-data field 'file'",
     )  # fmt: skip
 
@@ -339,13 +348,13 @@ async def predict_batch(request: Request, service: ServiceDep, predictor: Predic
     settings = service.settings
     content_type = request.headers.get("content-type", "")
     if media_type_of(content_type) != "multipart/form-data":
-        raise UploadError(415, "send the images as multipart/form-data fields 'files'")
+        raise UnsupportedMediaError("send the images as multipart/form-data fields 'files'")
     parts = parse_multipart(await read_body(request, settings.max_batch_bytes), content_type)
     files = [part for part in parts if part.name == "files"]
     if not files:
-        raise UploadError(422, f"no multipart field 'files' (fields: {field_names(parts)})")
+        raise MalformedRequestError(f"no multipart field 'files' (fields: {field_names(parts)})")
     if len(files) > settings.max_batch:
-        raise UploadError(413, f"{len(files)} images, more than the {settings.max_batch} allowed")
+        raise TooLargeError(f"{len(files)} images, more than the {settings.max_batch} allowed")
     # One onnxruntime call for all, in a worker thread: a large batch takes long enough to
     # stall every other request if run on the event loop.
     results = await anyio.to_thread.run_sync(batch, predictor, files, settings.max_upload_bytes)
@@ -364,7 +373,7 @@ def batch(predictor: Predictor, files: list[Part], limit: int) -> list[dict[str,
         if isinstance(answer, dict):
             results.append(answer)
         else:
-            error = {"status": answer.status_code, "detail": str(answer)}
+            error = {"status": http_status(answer), "detail": str(answer)}
             results.append({"error": error, "filename": part.filename})
     return results
 
@@ -385,15 +394,15 @@ async def reload_model(service: ServiceDep, credentials: BearerDep) -> dict[str,
     """Load the model file again, check it, and serve it without dropping a request."""
     token = service.settings.reload_token
     if token is None:
-        raise HTTPException(403, "reloading over HTTP is off: set LENET5_RELOAD_TOKEN to allow it")
+        raise NotAllowedError("reloading over HTTP is off: set LENET5_RELOAD_TOKEN to allow it")
     given = credentials.credentials if credentials else ""
     if not hmac.compare_digest(given.encode(), token.get_secret_value().encode()):
-        raise HTTPException(401, "a valid bearer token is needed", {"WWW-Authenticate": "Bearer"})
+        raise UnauthenticatedError("a valid bearer token is needed")
     try:
         return await service.reload()
     except ModelError as exc:
         serving = service.predictor.version if service.predictor else "nothing"
-        raise HTTPException(409, f"model refused, still serving {serving}: {exc}") from exc
+        raise ModelRefusedError(f"model refused, still serving {serving}: {exc}") from exc
 
 
 @router.get("/health", response_model=Health, tags=["operations"])
@@ -425,29 +434,6 @@ async def index() -> FileResponse:
     return FileResponse(STATIC / "index.html")
 
 
-async def http_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, StarletteHTTPException)
-    return JSONResponse({"detail": str(exc.detail)}, exc.status_code, exc.headers)
-
-
-async def validation_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, RequestValidationError)
-    problems = "; ".join(
-        f"{'.'.join(map(str, error['loc']))}: {error['msg']}" for error in exc.errors()
-    )
-    return JSONResponse({"detail": f"invalid request: {problems}"}, 422)
-
-
-async def upload_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, UploadError | PreprocessError)
-    return JSONResponse({"detail": str(exc)}, getattr(exc, "status_code", 422))
-
-
-async def server_error(request: Request, exc: Exception) -> Response:
-    log.exception("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
-    return JSONResponse({"detail": "internal server error"}, 500)
-
-
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The service; `settings` defaults to the LENET5_* environment."""
     service = Service(settings or Settings())
@@ -457,13 +443,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="Handwritten digit recognition with LeNet-5 (LeCun et al., 1998)",
         description=__doc__,
         lifespan=lifespan,
-        exception_handlers={
-            StarletteHTTPException: http_error,
-            RequestValidationError: validation_error,
-            UploadError: upload_error,
-            PreprocessError: upload_error,
-            Exception: server_error,
-        },
+        exception_handlers=HANDLERS,
     )
     app.state.service = service
     app.router.add_api_route("/predict", predict, route_class_override=BareRoute, **PREDICT_ROUTE)

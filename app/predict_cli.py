@@ -4,8 +4,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from app.errors import RequestError
 from app.predictor import ModelError, Predictor
-from app.preprocess import PreprocessError
 from app.settings import Settings
 
 
@@ -34,7 +34,7 @@ def main(args: argparse.Namespace) -> int:
     for path in args.files:
         try:
             result = predictor.predict(path.read_bytes())
-        except (OSError, PreprocessError) as exc:
+        except (OSError, RequestError) as exc:
             print(f"{path}: error: {getattr(exc, 'strerror', None) or exc}", file=sys.stderr)
             failed += 1
             continue

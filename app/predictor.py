@@ -23,7 +23,8 @@ import onnx.utils
 import onnxruntime as ort
 from pydantic import ValidationError
 
-from app.preprocess import DEFAULT_MAX_PIXELS, PreprocessError, to_model_input, to_model_inputs
+from app.errors import RequestError
+from app.preprocess import DEFAULT_MAX_PIXELS, to_model_input, to_model_inputs
 from model.spec import (
     ACTIVATIONS,
     DIGITS,
@@ -120,7 +121,7 @@ class Predictor:
             )
 
     def preprocess(self, data: bytes) -> np.ndarray:
-        """The upload as the (1, 32, 32) model input; PreprocessError if it cannot be."""
+        """The upload as the (1, 32, 32) model input; RequestError if it cannot be."""
         return to_model_input(data, self.spec, self.max_pixels)
 
     def run(self, images: np.ndarray) -> np.ndarray:
@@ -144,9 +145,9 @@ class Predictor:
         }
         return result
 
-    def predict_many(self, uploads: Sequence[bytes]) -> list[dict[str, Any] | PreprocessError]:
+    def predict_many(self, uploads: Sequence[bytes]) -> list[dict[str, Any] | RequestError]:
         """One answer per upload, in order, through one onnxruntime call; an upload that
-        cannot be read gets its PreprocessError in its place."""
+        cannot be read gets its RequestError in its place."""
         inputs, errors = to_model_inputs(uploads, self.spec, self.max_pixels)
         rows = iter(self.run(inputs) if len(inputs) else ())
         return [errors[i] if i in errors else self.answer(next(rows)) for i in range(len(uploads))]

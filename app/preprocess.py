@@ -22,6 +22,13 @@ import numpy as np
 import pyspng
 from PIL import ExifTags, Image, ImageChops, ImageOps, ImageStat, UnidentifiedImageError
 
+from app.errors import (
+    CorruptImageError,
+    NoInkError,
+    RequestError,
+    TooLargeError,
+    UnsupportedMediaError,
+)
 from model.spec import INPUT, InputSpec
 
 FORMATS = ("PNG", "JPEG", "GIF", "BMP", "TIFF", "WEBP", "PPM")  # PPM also reads PGM and PBM
@@ -52,32 +59,6 @@ _DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, struct
 DEFAULT_SPEC = INPUT
 
 
-class PreprocessError(ValueError):
-    """An upload that cannot become a model input; `status_code` is the HTTP status to answer."""
-
-    status_code = 422
-
-
-class UnsupportedImageError(PreprocessError):
-    """Not an image in a supported format (415), or a damaged one of a supported format (422)."""
-
-    def __init__(self, message: str, status_code: int = 415) -> None:
-        super().__init__(message)
-        self.status_code = status_code
-
-
-class ImageTooLargeError(PreprocessError):
-    """More pixels than allowed: refused from the header, before any decompression."""
-
-    status_code = 413
-
-
-class EmptyImageError(PreprocessError):
-    """A readable image without any ink on it."""
-
-    status_code = 422
-
-
 def to_model_input(
     data: bytes, spec: InputSpec = DEFAULT_SPEC, max_pixels: int = DEFAULT_MAX_PIXELS
 ) -> np.ndarray:
@@ -90,7 +71,7 @@ def to_model_input(
 
 def to_model_inputs(
     uploads: Sequence[bytes], spec: InputSpec = DEFAULT_SPEC, max_pixels: int = DEFAULT_MAX_PIXELS
-) -> tuple[np.ndarray, dict[int, PreprocessError]]:
+) -> tuple[np.ndarray, dict[int, RequestError]]:
     """The uploads as one float32 (M, 1, size, size) batch of model inputs, in order, and the
     error of each upload that cannot be one, by its index (M uploads have none).
 
@@ -100,18 +81,18 @@ def to_model_inputs(
     one image alone (bench/service.py).
     """
     greys: dict[int, np.ndarray] = {}
-    errors: dict[int, PreprocessError] = {}
+    errors: dict[int, RequestError] = {}
     for index, data in enumerate(uploads):
         try:
             greys[index] = decode(data, max_pixels)
-        except PreprocessError as exc:
+        except RequestError as exc:
             errors[index] = exc
     frames = []
     for (index, grey), ready in zip(greys.items(), _in_mnist_format(list(greys.values()), spec),
                                     strict=True):  # fmt: skip
         try:
             frames.append(grey if ready else _reframe(grey, spec))
-        except PreprocessError as exc:
+        except RequestError as exc:
             errors[index] = exc
     return frames_to_inputs(frames, spec), errors
 
@@ -129,7 +110,7 @@ def decode(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     try:
         grey = _grey(img)
     except ValueError as exc:  # Pillow cannot convert a few exotic modes, such as LAB
-        raise UnsupportedImageError(f"unsupported pixel format {img.mode}: {exc}") from exc
+        raise UnsupportedMediaError(f"unsupported pixel format {img.mode}: {exc}") from exc
     factor = math.ceil(max(grey.size) / WORK_SIZE)
     if factor > 1:
         grey = grey.reduce(factor)
@@ -188,11 +169,11 @@ def _grey(img: Image.Image) -> Image.Image:
 
 def _open(data: bytes, max_pixels: int) -> Image.Image:
     if not data:
-        raise UnsupportedImageError("the upload is empty (0 bytes), expected an image")
+        raise UnsupportedMediaError("the upload is empty (0 bytes), expected an image")
     try:
         img = Image.open(io.BytesIO(data), formats=FORMATS)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageTooLargeError(f"the image has too many pixels: {exc}") from exc
+        raise TooLargeError(f"the image has too many pixels: {exc}") from exc
     except UnidentifiedImageError as exc:
         raise _unreadable(data) from exc
     except _DECODE_ERRORS as exc:
@@ -200,7 +181,7 @@ def _open(data: bytes, max_pixels: int) -> Image.Image:
     # Image.open has parsed the header only, so this refuses bombs before they inflate.
     width, height = img.size
     if width * height > max_pixels:
-        raise ImageTooLargeError(
+        raise TooLargeError(
             f"the image is {width}×{height} = {width * height} pixels, more than {max_pixels}"
         )
     img.draft("L", (WORK_SIZE, WORK_SIZE))  # JPEG only: decode grey, at 1/2..1/8 scale if big
@@ -214,18 +195,18 @@ def _open(data: bytes, max_pixels: int) -> Image.Image:
     return img
 
 
-def _unreadable(data: bytes) -> UnsupportedImageError:
+def _unreadable(data: bytes) -> RequestError:
     # A supported format's signature means the file is damaged (422), not of the wrong type.
     if data.startswith(_SIGNATURES) or (data[:4] == b"RIFF" and data[8:12] == b"WEBP"):
         return _corrupt("image", None)
-    return UnsupportedImageError(
+    return UnsupportedMediaError(
         "the upload is not an image in a supported format (PNG, JPEG, GIF, BMP, TIFF, WebP, PGM)"
     )
 
 
-def _corrupt(kind: str, exc: Exception | None) -> UnsupportedImageError:
+def _corrupt(kind: str, exc: Exception | None) -> CorruptImageError:
     detail = f": {exc}" if exc else ""
-    return UnsupportedImageError(f"the {kind} file is corrupt or truncated{detail}", 422)
+    return CorruptImageError(f"the {kind} file is corrupt or truncated{detail}")
 
 
 def _flatten_alpha(img: Image.Image) -> Image.Image:
@@ -309,7 +290,7 @@ def _ink(grey: np.ndarray) -> np.ndarray:
     darker, lighter = paper - float(grey.min()), float(grey.max()) - paper
     peak = max(darker, lighter)
     if peak < MIN_CONTRAST:
-        raise EmptyImageError("the image contains no ink: it looks blank")
+        raise NoInkError("the image contains no ink: it looks blank")
     levels = grey.astype(np.float32)
     ink = paper - levels if darker > lighter else levels - paper
     # A soft threshold: noise goes to 0 while stroke edges keep their gradation.

@@ -12,13 +12,12 @@ from dataclasses import dataclass
 
 from starlette.requests import ClientDisconnect, Request
 
-
-class UploadError(Exception):
-    """A request whose upload cannot be had; `status_code` is the HTTP status to answer."""
-
-    def __init__(self, status_code: int, message: str) -> None:
-        super().__init__(message)
-        self.status_code = status_code
+from app.errors import (
+    ClientLeftError,
+    InvalidContentLengthError,
+    MalformedRequestError,
+    TooLargeError,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,12 +30,12 @@ class Part:
 
 
 async def read_body(request: Request, limit: int) -> bytes:
-    """The whole request body, refused with 413 as soon as it is known to exceed `limit`."""
+    """The whole request body, refused (TooLargeError) as soon as it is known to exceed `limit`."""
     declared = request.headers.get("content-length")
     if declared is not None:
         # uvicorn refuses a malformed Content-Length itself; other ASGI servers may not.
         if not declared.isdigit():
-            raise UploadError(400, f"invalid Content-Length {declared!r}")
+            raise InvalidContentLengthError(f"invalid Content-Length {declared!r}")
         if int(declared) > limit:
             raise too_large(f"the request body is {int(declared)} bytes", limit)
     chunks = []
@@ -48,12 +47,12 @@ async def read_body(request: Request, limit: int) -> bytes:
                 raise too_large("the request body", limit)
             chunks.append(chunk)
     except ClientDisconnect:
-        raise UploadError(400, "the client went away before sending the whole body") from None
+        raise ClientLeftError("the client went away before sending the whole body") from None
     return b"".join(chunks)  # a one-chunk body comes back as that chunk, uncopied
 
 
-def too_large(what: str, limit: int) -> UploadError:
-    return UploadError(413, f"{what} is larger than the {limit} bytes allowed")
+def too_large(what: str, limit: int) -> TooLargeError:
+    return TooLargeError(f"{what} is larger than the {limit} bytes allowed")
 
 
 # boundary parameter of the Content-Type: a token, or a quoted string (RFC 2046 bchars
@@ -66,7 +65,7 @@ _DISPOSITION = re.compile(rb"^content-disposition:[ \t]*([^\r\n]*)", re.IGNORECA
 
 
 def parse_multipart(body: bytes, content_type: str) -> list[Part]:
-    """The fields of a multipart/form-data body, in order; UploadError(422) if it is malformed."""
+    """The fields of a multipart/form-data body, in order; MalformedRequestError if malformed."""
     match = _BOUNDARY.search(content_type)
     if match is None:
         raise malformed("the Content-Type has no boundary parameter")
@@ -116,5 +115,5 @@ def _part(headers: bytes, data: bytes) -> Part:
     return Part(params["name"], params.get("filename"), data)
 
 
-def malformed(reason: str) -> UploadError:
-    return UploadError(422, f"malformed multipart/form-data body: {reason}")
+def malformed(reason: str) -> MalformedRequestError:
+    return MalformedRequestError(f"malformed multipart/form-data body: {reason}")

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from app.batching import MAX_BATCH, MAX_BATCH_BYTES, Batcher
+from app.errors import NoInkError, UnsupportedMediaError
 from app.predictor import Predictor
-from app.preprocess import EmptyImageError, UnsupportedImageError
 
 
 class Recorder:
@@ -51,8 +51,8 @@ def test_bad_uploads_get_their_own_error_without_failing_their_batch(
     uploads = [encode(mnist_test[0][0]), b"not an image", encode(np.zeros((28, 28), np.uint8))]
     seven, junk, blank = read_all(Batcher(predictor.predict_many), uploads)
     assert seven["digit"] == 7
-    assert isinstance(junk, UnsupportedImageError)
-    assert isinstance(blank, EmptyImageError)
+    assert isinstance(junk, UnsupportedMediaError)
+    assert isinstance(blank, NoInkError)
 
 
 def test_a_lone_upload_is_read_at_once() -> None:

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from app.errors import NoInkError, UnsupportedMediaError
 from app.predictor import ModelError, Predictor
-from app.preprocess import EmptyImageError, UnsupportedImageError
 
 
 @pytest.fixture(scope="module")
@@ -48,8 +48,8 @@ def test_predict_many_keeps_order_and_puts_errors_in_place(
     uploads = [encode(images[0]), b"junk", encode(np.zeros((28, 28), np.uint8)), encode(images[1])]
     results = predictor.predict_many(uploads)
     assert results[0] == predictor.predict(uploads[0])
-    assert isinstance(results[1], UnsupportedImageError)
-    assert isinstance(results[2], EmptyImageError)
+    assert isinstance(results[1], UnsupportedMediaError)
+    assert isinstance(results[2], NoInkError)
     assert results[3] == predictor.predict(uploads[3])
 
 
@@ -67,7 +67,7 @@ def test_plain_answers_run_a_graph_of_distances_alone_with_the_same_result(
 
 
 def test_predict_many_of_only_bad_uploads_runs_no_model(predictor: Predictor) -> None:
-    assert all(isinstance(r, UnsupportedImageError) for r in predictor.predict_many([b"x", b"y"]))
+    assert all(isinstance(r, UnsupportedMediaError) for r in predictor.predict_many([b"x", b"y"]))
     assert predictor.predict_many([]) == []
 
 

@@ -9,13 +9,17 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFile
 
+from app.errors import (
+    CorruptImageError,
+    NoInkError,
+    TooLargeError,
+    UnsupportedMediaError,
+    http_status,
+)
 from app.preprocess import (
     DEFAULT_MAX_PIXELS,
     DEFAULT_SPEC,
-    EmptyImageError,
-    ImageTooLargeError,
     InputSpec,
-    UnsupportedImageError,
     _plain_grey_png,
     decode,
     frames_to_inputs,
@@ -131,8 +135,8 @@ def test_a_batch_gives_each_upload_what_it_gives_alone(mnist: np.ndarray, digits
     ]
     inputs, errors = to_model_inputs(uploads)
     assert sorted(errors) == [31, 33]
-    assert isinstance(errors[31], UnsupportedImageError)
-    assert isinstance(errors[33], EmptyImageError)
+    assert isinstance(errors[31], UnsupportedMediaError)
+    assert isinstance(errors[33], NoInkError)
     alone = [to_model_input(u) for i, u in enumerate(uploads) if i not in errors]
     assert inputs.shape == (len(uploads) - 2, 1, 32, 32)
     assert np.array_equal(inputs, np.stack(alone))
@@ -318,9 +322,9 @@ def test_grey_png_with_a_damaged_pixel_stream_is_refused_not_misread(digits: np.
     start, length = _chunk_offset(bytes(upload), b"IDAT")
     upload[start + length // 2] ^= 0xFF
     assert _plain_grey_png(bytes(upload), DEFAULT_MAX_PIXELS) is None
-    with pytest.raises(UnsupportedImageError) as caught:
+    with pytest.raises(CorruptImageError) as caught:
         to_model_input(bytes(upload))
-    assert caught.value.status_code == 422
+    assert http_status(caught.value) == 422
 
 
 @pytest.mark.parametrize(
@@ -340,7 +344,7 @@ def test_pngs_with_more_than_grey_pixels_are_left_to_pillow(upload: bytes) -> No
 
 
 def test_plain_grey_png_respects_the_pixel_limit(digits: np.ndarray) -> None:
-    with pytest.raises(ImageTooLargeError):
+    with pytest.raises(TooLargeError):
         to_model_input(encode(digits[0], "PNG"), max_pixels=28 * 28 - 1)
 
 
@@ -369,9 +373,9 @@ def test_decode_reduces_large_images(digits: np.ndarray) -> None:
     ids=["white", "black_28px", "transparent", "noisy_paper_jpeg"],
 )
 def test_blank_image_is_empty(upload: bytes) -> None:
-    with pytest.raises(EmptyImageError, match="no ink") as caught:
+    with pytest.raises(NoInkError, match="no ink") as caught:
         to_model_input(upload)
-    assert caught.value.status_code == 422
+    assert http_status(caught.value) == 422
 
 
 @pytest.mark.parametrize(
@@ -386,9 +390,9 @@ def test_blank_image_is_empty(upload: bytes) -> None:
     ids=["zero_bytes", "random_bytes", "text", "ico"],
 )
 def test_rejects_what_is_not_a_supported_image(upload: bytes, message: str) -> None:
-    with pytest.raises(UnsupportedImageError, match=message) as caught:
+    with pytest.raises(UnsupportedMediaError, match=message) as caught:
         to_model_input(upload)
-    assert caught.value.status_code == 415
+    assert http_status(caught.value) == 415
 
 
 def _truncated(data: bytes) -> bytes:
@@ -397,22 +401,22 @@ def _truncated(data: bytes) -> bytes:
 
 def test_rejects_truncated_png(digits: np.ndarray) -> None:
     upload = _truncated(encode(on_paper(digits[0]), "PNG"))
-    with pytest.raises(UnsupportedImageError, match="truncated") as caught:
+    with pytest.raises(CorruptImageError, match="truncated") as caught:
         to_model_input(upload)
-    assert caught.value.status_code == 422
+    assert http_status(caught.value) == 422
 
 
 def test_rejects_truncated_jpeg(digits: np.ndarray) -> None:
     upload = _truncated(encode(on_paper(digits[0]), "JPEG"))
-    with pytest.raises(UnsupportedImageError, match="truncated") as caught:
+    with pytest.raises(CorruptImageError, match="truncated") as caught:
         to_model_input(upload)
-    assert caught.value.status_code == 422
+    assert http_status(caught.value) == 422
 
 
 def test_truncated_header_of_known_format_is_corrupt_not_unsupported(digits: np.ndarray) -> None:
-    with pytest.raises(UnsupportedImageError) as caught:
+    with pytest.raises(CorruptImageError) as caught:
         to_model_input(encode(digits[0], "PNG")[:20])
-    assert caught.value.status_code == 422
+    assert http_status(caught.value) == 422
 
 
 def test_truncation_is_not_tolerated_globally() -> None:
@@ -449,16 +453,16 @@ def no_decoding(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_rejects_decompression_bomb_before_decoding() -> None:
     bomb = _png_bomb(20_000, 20_000)  # 400 megapixels
     assert len(bomb) < 100_000
-    with pytest.raises(ImageTooLargeError) as caught:
+    with pytest.raises(TooLargeError) as caught:
         to_model_input(bomb)
-    assert caught.value.status_code == 413
+    assert http_status(caught.value) == 413
 
 
 @pytest.mark.usefixtures("no_decoding")
 def test_rejects_more_pixels_than_allowed_before_decoding() -> None:
-    with pytest.raises(ImageTooLargeError, match="3000×2000") as caught:
+    with pytest.raises(TooLargeError, match="3000×2000") as caught:
         to_model_input(_png_bomb(3000, 2000), max_pixels=5_000_000)
-    assert caught.value.status_code == 413
+    assert http_status(caught.value) == 413
 
 
 @pytest.mark.filterwarnings("error::PIL.Image.DecompressionBombWarning")
@@ -467,13 +471,13 @@ def test_rejects_more_pixels_than_allowed_before_decoding() -> None:
 @pytest.mark.filterwarnings("error::PIL.Image.DecompressionBombWarning")
 def test_pillow_bomb_warning_becomes_too_large(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # warns above 1000, fails above 2000
-    with pytest.raises(ImageTooLargeError):
+    with pytest.raises(TooLargeError):
         # RGB: Pillow reads it (libspng takes only small greyscale PNGs, far below the limit).
         to_model_input(encode(np.zeros((40, 40, 3), np.uint8), "PNG"), max_pixels=10_000)
 
 
 def test_rejects_unconvertible_pixel_format() -> None:
     lab = Image.new("LAB", (40, 40), (50, 0, 0))
-    with pytest.raises(UnsupportedImageError, match="LAB") as caught:
+    with pytest.raises(UnsupportedMediaError, match="LAB") as caught:
         to_model_input(encode(lab, "TIFF"))
-    assert caught.value.status_code == 415
+    assert http_status(caught.value) == 415

@@ -5,7 +5,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.uploads import Part, UploadError, parse_multipart
+from app.errors import MalformedRequestError, http_status
+from app.uploads import Part, parse_multipart
 
 
 def encoded(files: list[tuple[str, tuple[str, bytes, str]]], data: dict | None = None):
@@ -82,12 +83,12 @@ DISPOSITION = b"Content-Disposition: form-data; name=f"
 def test_parse_multipart_rejects_malformed_bodies(
     body: bytes, content_type: str, reason: str
 ) -> None:
-    with pytest.raises(UploadError, match=reason) as caught:
+    with pytest.raises(MalformedRequestError, match=reason) as caught:
         parse_multipart(body, content_type)
-    assert caught.value.status_code == 422
+    assert http_status(caught.value) == 422
 
 
 def test_parse_multipart_rejects_a_truncated_upload() -> None:
     body, content_type = encoded([("file", ("d.png", b"x" * 1000, "image/png"))])
-    with pytest.raises(UploadError, match="truncated"):
+    with pytest.raises(MalformedRequestError, match="truncated"):
         parse_multipart(body[:500], content_type)

@@ -1,0 +1,77 @@
+"""What can go wrong with a request, as one hierarchy of domain errors, and the one table that
+maps each kind to its HTTP status.
+
+The errors say what went wrong, never how to answer it: the image code and the upload reader
+raise them without knowing HTTP, and the web layer (app.handlers) answers each with the status
+STATUS gives its kind. Pure Python, so training code that imports the image code needs no web
+framework.
+"""
+
+
+class RequestError(Exception):
+    """A request the service cannot answer as asked; the message says why, for its sender."""
+
+
+class UnsupportedMediaError(RequestError):
+    """Not an image in a supported format, or a Content-Type the route does not take."""
+
+
+class CorruptImageError(RequestError):
+    """A file of a supported image format that is damaged or truncated."""
+
+
+class TooLargeError(RequestError):
+    """A body, an image's pixels or a batch over its limit."""
+
+
+class NoInkError(RequestError):
+    """A readable image without any ink on it."""
+
+
+class MalformedRequestError(RequestError):
+    """A malformed multipart body, a missing or extra field, or an invalid parameter."""
+
+
+class InvalidContentLengthError(RequestError):
+    """A Content-Length header that is not a number of bytes."""
+
+
+class ClientLeftError(RequestError):
+    """The client went away before sending the whole body."""
+
+
+class NotReadyError(RequestError):
+    """No model is loaded yet."""
+
+
+class UnauthenticatedError(RequestError):
+    """A request that needs a credential came without a valid one."""
+
+
+class NotAllowedError(RequestError):
+    """An operation this service is configured not to offer."""
+
+
+class ModelRefusedError(RequestError):
+    """A model file that was refused; the previous model keeps serving."""
+
+
+STATUS: dict[type[RequestError], int] = {
+    RequestError: 422,
+    UnsupportedMediaError: 415,
+    CorruptImageError: 422,
+    TooLargeError: 413,
+    NoInkError: 422,
+    MalformedRequestError: 422,
+    InvalidContentLengthError: 400,
+    ClientLeftError: 400,
+    NotReadyError: 503,
+    UnauthenticatedError: 401,
+    NotAllowedError: 403,
+    ModelRefusedError: 409,
+}
+
+
+def http_status(error: RequestError) -> int:
+    """The HTTP status of an error's kind: that of its nearest class in STATUS."""
+    return next(STATUS[kind] for kind in type(error).__mro__ if kind in STATUS)
