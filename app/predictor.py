@@ -24,7 +24,7 @@ import onnxruntime as ort
 from pydantic import ValidationError
 
 from app.errors import RequestError
-from app.preprocess import DEFAULT_MAX_PIXELS, to_model_input, to_model_inputs
+from app.imaging import to_model_input, to_model_inputs
 from model.spec import (
     ACTIVATIONS,
     DIGITS,
@@ -65,7 +65,7 @@ class Predictor:
     sha256: str
     metadata: ModelMetadata
     spec: InputSpec
-    max_pixels: int = DEFAULT_MAX_PIXELS
+    max_pixels: int | None = None  # most pixels an upload may have (Settings.max_image_pixels)
     version: str = field(init=False)
     j: float = field(init=False)
     score: Callable[[list[float]], float] = field(init=False)
@@ -80,9 +80,7 @@ class Predictor:
         set_(self, "threshold", meta.rejection.threshold)
 
     @classmethod
-    def load(
-        cls, path: Path, *, threads: int = 1, max_pixels: int = DEFAULT_MAX_PIXELS
-    ) -> "Predictor":
+    def load(cls, path: Path, *, threads: int = 1, max_pixels: int | None = None) -> "Predictor":
         """Open and check the model at `path`; ModelError says what is wrong with it."""
         try:
             data = path.read_bytes()

@@ -7,8 +7,6 @@ from typing import Annotated
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from app.preprocess import DEFAULT_MAX_PIXELS
-
 MiB = 1024 * 1024
 
 
@@ -38,7 +36,7 @@ class Settings(BaseSettings):
         description="largest /predict request body, and largest image of a batch",
     )
     max_image_pixels: int = Field(
-        default=DEFAULT_MAX_PIXELS, ge=1, description="largest image (width × height) decoded"
+        default=40_000_000, ge=1, description="largest image (width × height) decoded"
     )
     max_batch: int = Field(
         default=256, ge=1, description="most images in one /predict/batch request"

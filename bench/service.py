@@ -305,8 +305,9 @@ def request_pieces() -> dict[str, float]:
     import orjson
     from python_multipart.multipart import MultipartParser
 
+    from app.imaging import to_model_inputs
+    from app.imaging.decode import _open, _plain_grey_png
     from app.predictor import Predictor
-    from app.preprocess import _open, _plain_grey_png, to_model_inputs
     from app.settings import shipped_model
     from app.uploads import parse_multipart
 

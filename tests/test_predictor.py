@@ -56,7 +56,7 @@ def test_predict_many_keeps_order_and_puts_errors_in_place(
 def test_plain_answers_run_a_graph_of_distances_alone_with_the_same_result(
     predictor: Predictor, mnist_test
 ) -> None:
-    from app.preprocess import frames_to_inputs
+    from app.imaging import frames_to_inputs
 
     assert [o.name for o in predictor.distances_session.get_outputs()] == ["distances"]
     full_graph = len(predictor.session.get_outputs())

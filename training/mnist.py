@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from model.spec import INPUT
+from app.imaging.frame import frames_to_inputs
 
 log = logging.getLogger(__name__)
 
@@ -190,12 +190,8 @@ def load(data_dir: Path | None = None, validation_size: int = 5000, seed: int = 
 
 def prepare(images: np.ndarray) -> np.ndarray:
     """(n, 28, 28) uint8 -> (n, 1, 32, 32) float32 as in the paper: the digit centred in
-    32×32, each grey level mapped onto the input range by the one table the service uses."""
-    pad = (INPUT.size - images.shape[-1]) // 2
-    out = np.full((len(images), 1, INPUT.size, INPUT.size), INPUT.background, dtype=np.float32)
-    inner = (slice(pad, pad + images.shape[-2]), slice(pad, pad + images.shape[-1]))
-    out[:, 0, inner[0], inner[1]] = INPUT.levels.take(images)
-    return out
+    32×32, background -0.1, ink 1.175, linear in between; the service's own mapping."""
+    return frames_to_inputs(images)
 
 
 def add_data_dir_argument(parser: argparse.ArgumentParser) -> None:

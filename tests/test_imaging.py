@@ -1,4 +1,4 @@
-"""app.preprocess on real MNIST test digits, re-encoded the ways users upload them."""
+"""app.imaging on real MNIST test digits, re-encoded the ways users upload them."""
 
 import io
 import struct
@@ -16,16 +16,10 @@ from app.errors import (
     UnsupportedMediaError,
     http_status,
 )
-from app.preprocess import (
-    DEFAULT_MAX_PIXELS,
-    DEFAULT_SPEC,
-    InputSpec,
-    _plain_grey_png,
-    decode,
-    frames_to_inputs,
-    to_model_input,
-    to_model_inputs,
-)
+from app.imaging import decode, frames_to_inputs, to_model_input, to_model_inputs
+from app.imaging.decode import _plain_grey_png
+from model.spec import INPUT as DEFAULT_SPEC
+from model.spec import InputSpec
 
 Digit = np.ndarray  # uint8 (28, 28), white ink on black, as MNIST stores it
 
@@ -302,7 +296,7 @@ GREY_PNGS: dict[str, Callable[[Digit], bytes]] = {
 def test_plain_grey_png_decodes_exactly_as_pillow_does(make, digits: np.ndarray) -> None:
     for digit in digits:
         upload = make(digit)
-        fast = _plain_grey_png(upload, DEFAULT_MAX_PIXELS)
+        fast = _plain_grey_png(upload, None)
         assert fast is not None  # the case really takes libspng's path
         assert fast.dtype == np.uint8
         np.testing.assert_array_equal(fast, pillow_grey(upload))
@@ -321,7 +315,7 @@ def test_grey_png_with_a_damaged_pixel_stream_is_refused_not_misread(digits: np.
     upload = bytearray(encode(digits[0], "PNG"))
     start, length = _chunk_offset(bytes(upload), b"IDAT")
     upload[start + length // 2] ^= 0xFF
-    assert _plain_grey_png(bytes(upload), DEFAULT_MAX_PIXELS) is None
+    assert _plain_grey_png(bytes(upload), None) is None
     with pytest.raises(CorruptImageError) as caught:
         to_model_input(bytes(upload))
     assert http_status(caught.value) == 422
@@ -340,7 +334,7 @@ def test_grey_png_with_a_damaged_pixel_stream_is_refused_not_misread(digits: np.
 )
 def test_pngs_with_more_than_grey_pixels_are_left_to_pillow(upload: bytes) -> None:
     assert upload.startswith(b"\x89PNG")
-    assert _plain_grey_png(upload, DEFAULT_MAX_PIXELS) is None
+    assert _plain_grey_png(upload, None) is None
 
 
 def test_plain_grey_png_respects_the_pixel_limit(digits: np.ndarray) -> None:

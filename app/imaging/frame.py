@@ -1,0 +1,126 @@
+"""MNIST's framing of a digit, and the model input made from frames.
+
+MNIST stores white digits (255) on black (0), size-normalised into a 20×20 box and placed by
+centre of mass in a 28×28 frame; LeNet-5 reads that frame padded by 2 px to 32×32 and mapped
+linearly onto [background, ink] (model.spec.InputSpec). `frame_digit` frames any grey image
+that way; `in_mnist_format` recognises frames that are already so. Training frames its
+synthetic non-digits with the same code (training.negatives), so what the service sees and what
+the network was taught to refuse are framed alike.
+"""
+
+from collections.abc import Sequence
+
+import numpy as np
+from PIL import Image
+
+from app.errors import NoInkError
+from app.imaging.decode import MIN_CONTRAST
+from model.spec import INPUT, InputSpec
+
+# Ink weaker than this fraction of the strongest stroke is paper texture or compression noise.
+NOISE_FRACTION = 0.2
+
+
+def frame_digit(grey: np.ndarray, spec: InputSpec) -> np.ndarray:
+    """The digit in `grey` as MNIST stores one: uint8 (frame, frame), white ink on black; the
+    ink cropped, fitted into the digit box and placed by its centre of mass."""
+    ink = _ink(grey)
+    rows, cols = map(_span, _profiles(ink))  # not empty: the strongest stroke has ink 1
+    return _place(_fit(ink[rows, cols], spec.digit_box), spec.frame)
+
+
+def in_mnist_format(greys: list[np.ndarray], spec: InputSpec) -> list[bool]:
+    """Which images are in MNIST's own format: frame × frame, ink only inside a digit-box
+    square, and centred.
+
+    Everything outside the ink's box must be exactly 0, so a light background never passes.
+    MNIST's centring leaves every centre of mass within half a pixel of frame / 2.
+    """
+    shape = (spec.frame, spec.frame)
+    candidates = [i for i, grey in enumerate(greys) if grey.shape == shape]
+    answers = [False] * len(greys)
+    if not candidates:
+        return answers
+    count, frame = len(candidates), spec.frame
+    # In float32 through matrix products, which beat numpy's small reductions: every sum here
+    # is an integer below 2**24, so float32 holds it exactly.
+    stack = np.stack([greys[i] for i in candidates]).astype(np.float32)
+    ones = np.ones(frame, np.float32)
+    rows = (stack.reshape(count * frame, frame) @ ones).reshape(count, frame)
+    profiles = np.concatenate((rows, ones @ stack))  # rows of each image, then its columns
+    inked = profiles > 0
+    first = inked.argmax(1)
+    last = frame - 1 - inked[:, ::-1].argmax(1)
+    mass = (profiles @ ones).astype(np.float64)
+    centre = (profiles @ np.arange(frame, dtype=np.float32)).astype(np.float64) / np.maximum(
+        mass, 1
+    )
+    fits = (mass > 0) & (last - first < spec.digit_box) & (np.abs(centre - frame / 2) <= 1)
+    both = fits[:count] & fits[count:]
+    for i, ready in zip(candidates, both.tolist(), strict=True):
+        answers[i] = ready
+    return answers
+
+
+# Profiles are short, and plain Python on them beats a dozen numpy calls' overhead.
+def _profiles(a: np.ndarray) -> tuple[list[float], list[float]]:
+    """Row and column sums."""
+    return a.sum(axis=1).tolist(), a.sum(axis=0).tolist()
+
+
+def _span(profile: list[float]) -> slice:
+    """From the first to the last non-zero entry of a profile."""
+    nonzero = [i for i, mass in enumerate(profile) if mass]
+    return slice(nonzero[0], nonzero[-1] + 1)
+
+
+def _centre(profile: list[float]) -> float:
+    """Centre of mass of a profile, in pixel indices."""
+    return sum(i * mass for i, mass in enumerate(profile)) / sum(profile)
+
+
+def _ink(grey: np.ndarray) -> np.ndarray:
+    """Ink strength in [0, 1] on a background of 0, whichever shade the ink and paper have."""
+    border = np.concatenate((grey[0], grey[-1], grey[1:-1, 0], grey[1:-1, -1]))
+    paper = float(np.median(border))
+    darker, lighter = paper - float(grey.min()), float(grey.max()) - paper
+    peak = max(darker, lighter)
+    if peak < MIN_CONTRAST:
+        raise NoInkError("the image contains no ink: it looks blank")
+    levels = grey.astype(np.float32)
+    ink = paper - levels if darker > lighter else levels - paper
+    # A soft threshold: noise goes to 0 while stroke edges keep their gradation.
+    noise = NOISE_FRACTION * peak
+    return np.clip((ink - noise) / (peak - noise), 0, 1)
+
+
+def _fit(ink: np.ndarray, box: int) -> np.ndarray:
+    """Scale so the longer side is `box` pixels, anti-aliased like MNIST's size normalisation."""
+    height, width = ink.shape
+    scale = box / max(height, width)
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return np.asarray(Image.fromarray(ink).resize(size, Image.Resampling.BILINEAR))
+
+
+def _place(digit: np.ndarray, frame: int) -> np.ndarray:
+    """Put the centre of mass at frame / 2, as MNIST did, keeping all the ink in the frame."""
+    height, width = digit.shape
+    cy, cx = map(_centre, _profiles(digit))
+    top = min(max(round(frame / 2 - cy), 0), frame - height)
+    left = min(max(round(frame / 2 - cx), 0), frame - width)
+    out = np.zeros((frame, frame), np.uint8)
+    out[top : top + height, left : left + width] = np.rint(digit * 255)
+    return out
+
+
+def frames_to_inputs(
+    frames: Sequence[np.ndarray] | np.ndarray, spec: InputSpec = INPUT
+) -> np.ndarray:
+    """Pad uint8 MNIST-style frames to the input size and map them onto the model's range:
+    float32 (N, 1, size, size)."""
+    pad = (spec.size - spec.frame) // 2
+    out = np.full((len(frames), 1, spec.size, spec.size), spec.background, np.float32)
+    if len(frames):
+        inner = slice(pad, pad + spec.frame)
+        out[:, 0, inner, inner] = spec.levels.take(np.asarray(frames))
+    return out
