@@ -1,4 +1,5 @@
-"""Getting the uploaded bytes out of a request: size limits while reading, and multipart.
+"""Getting the uploaded bytes out of a request: size limits while reading, multipart, and the
+one image of a /predict request (`upload`).
 
 The body is read here rather than by FastAPI's form handling so that the size limit holds
 while the bytes arrive (a declared Content-Length over it is refused before reading any),
@@ -17,6 +18,7 @@ from app.errors import (
     InvalidContentLengthError,
     MalformedRequestError,
     TooLargeError,
+    UnsupportedMediaError,
 )
 
 
@@ -117,3 +119,35 @@ def _part(headers: bytes, data: bytes) -> Part:
 
 def malformed(reason: str) -> MalformedRequestError:
     return MalformedRequestError(f"malformed multipart/form-data body: {reason}")
+
+
+RAW_TYPES = "image/* or application/octet-stream"
+
+
+async def upload(request: Request, limit: int) -> bytes:
+    """The one image of a /predict request, from multipart field `file` or the raw body."""
+    content_type = request.headers.get("content-type", "")
+    media_type = media_type_of(content_type)
+    if media_type == "multipart/form-data":
+        parts = parse_multipart(await read_body(request, limit), content_type)
+        files = [part for part in parts if part.name == "file"]
+        if len(files) != 1:
+            raise MalformedRequestError(
+                "send exactly one image in the multipart field 'file' "
+                f"(fields: {field_names(parts)}); several images go to /predict/batch",
+            )  # fmt: skip
+        return files[0].data
+    if media_type.startswith("image/") or media_type == "application/octet-stream":
+        return await read_body(request, limit)
+    raise UnsupportedMediaError(
+        f"unsupported Content-Type {media_type or '(none)'}: send the image as the body "
+        f"({RAW_TYPES}) or as the multipart/form-data field 'file'",
+    )  # fmt: skip
+
+
+def media_type_of(content_type: str) -> str:
+    return content_type.partition(";")[0].strip().lower()
+
+
+def field_names(parts: list[Part]) -> str:
+    return ", ".join(repr(part.name) for part in parts) or "none"

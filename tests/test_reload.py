@@ -18,8 +18,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.cli import main as lenet5
-from app.main import create_app, lifespan
+from app.main import create_app
 from app.predictor import Predictor
+from app.service import lifespan
 from app.settings import Settings
 
 TOKEN = {"Authorization": "Bearer sesame"}
