@@ -8,15 +8,11 @@ import onnx
 import pytest
 import torch
 
+from model.inference import InferenceLeNet5
 from model.lenet5 import LeNet5
-from training.export import (
-    ACTIVATIONS,
-    OUTPUT_NAMES,
-    InferenceLeNet5,
-    check_parity,
-    load_checkpoint,
-    to_onnx,
-)
+from model.spec import ACTIVATIONS, OUTPUT_NAMES
+from training.checkpoint import load as load_checkpoint
+from training.export import check_parity, to_onnx
 from training.mnist import prepare
 
 CHECKPOINT = Path(__file__).resolve().parent.parent / "model" / "lenet5.pt"

@@ -10,9 +10,12 @@ import onnxruntime as ort
 import pytest
 import torch
 
+from model.spec import OUTPUT_NAMES
 from training import mnist, train
-from training.export import OUTPUT_NAMES, export, load_checkpoint
-from training.train import TrainConfig, distances_of, fit
+from training.checkpoint import load as load_checkpoint
+from training.export import export
+from training.measure import distances_of
+from training.train import TrainConfig, fit
 
 
 @pytest.fixture(scope="module")

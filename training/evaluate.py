@@ -11,20 +11,22 @@ rejected, per kind. Writes confusion.png and rejection.png to --plot-dir.
 import argparse
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
+from torch import Tensor
 
+from training import checkpoint as checkpoints
 from training import mnist
-from training.export import PAPER_RESULTS, calibrate, load_checkpoint
+from training.measure import PAPER_RESULTS, calibrate, distances_of
 from training.plots import confusion_matrix, plot_confusion, plot_rejection_curve
-from training.train import distances_of
 
 # Never used in training (training draws negatives with seeds [seed, epoch]).
 HELD_OUT_NEGATIVES_SEED = 20_261_122
 
 
-def digit_report(labels: np.ndarray, predicted: np.ndarray) -> dict:
+def digit_report(labels: np.ndarray, predicted: np.ndarray) -> dict[str, Any]:
     matrix = confusion_matrix(labels, predicted)
     per_class = 1 - np.diag(matrix) / matrix.sum(1)
     return {
@@ -35,7 +37,9 @@ def digit_report(labels: np.ndarray, predicted: np.ndarray) -> dict:
     }
 
 
-def rejection_report(test_d, labels, negatives_d, kinds, threshold: float) -> dict:
+def rejection_report(
+    test_d: Tensor, labels: np.ndarray, negatives_d: Tensor, kinds: np.ndarray, threshold: float
+) -> dict[str, Any]:
     from training.negatives import KINDS
 
     accepted = test_d.min(1).values.numpy() <= threshold
@@ -54,7 +58,7 @@ def rejection_report(test_d, labels, negatives_d, kinds, threshold: float) -> di
     }  # fmt: skip
 
 
-def print_report(digits: dict, rejection: dict | None) -> None:
+def print_report(digits: dict[str, Any], rejection: dict[str, Any] | None) -> None:
     print(f"test error: {100 * digits['test_error']:.2f}% ({digits['errors']} of 10,000)")
     print("per-class error: " + "  ".join(
         f"{d}: {100 * e:.2f}%" for d, e in digits["per_class_error"].items()))  # fmt: skip
@@ -100,7 +104,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    net, state = load_checkpoint(args.checkpoint)
+    net, state = checkpoints.load(args.checkpoint)
     config = state["config"]
     data = mnist.load(args.data_dir, config["validation_size"], config["seed"])
     labels = data.test.labels
@@ -117,7 +121,7 @@ def main(args: argparse.Namespace) -> int:
         # Built from test digits, so no piece of a held-out negative was seen in training.
         fakes, kinds = make_negatives(data.test.images, data.test.labels, args.negatives, rng)
         negatives_d = distances_of(net, torch.from_numpy(mnist.prepare(fakes)))
-        threshold = calibrate(val_d)["threshold"]
+        threshold = float(calibrate(val_d)["threshold"])
         rejection = rejection_report(test_d, labels, negatives_d, kinds, threshold)
         plot_rejection_curve(test_d.numpy(), labels, negatives_d.numpy(), threshold,
                              args.plot_dir / "rejection.png")  # fmt: skip

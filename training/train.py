@@ -10,76 +10,75 @@ Each epoch's data order, distortions and negatives are drawn from generators see
 
 import argparse
 import json
-import os
 import time
-from dataclasses import asdict, dataclass, fields
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
-from torch import Tensor
+from torch import Tensor, nn
+from torch.optim.lr_scheduler import LRScheduler
 from tqdm import tqdm
 
-from model.lenet5 import LeNet5, describe
+from model.lenet5 import LeNet5
+from training import checkpoint as checkpoints
 from training import mnist
 from training.distort import distort
 from training.losses import NONE, map_loss, plain_loss
+from training.measure import distances_of
 
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam")
 SCHEDULES = ("constant", "step", "cosine")
+LOSSES = ("map", "plain")
+
+
+def option(default: Any, help: str, choices: Sequence[str] | None = None) -> Any:
+    """A config field whose metadata carries its command-line help (and choices)."""
+    return field(default=default, metadata={"help": help, "choices": choices})
 
 
 @dataclass
 class TrainConfig:
-    data_dir: str | None = None
-    out_dir: str = "runs/lenet5"
-    epochs: int = 30
-    batch_size: int = 32
-    optimizer: str = "adam"
-    lr: float = 1e-3
-    momentum: float = 0.9
-    weight_decay: float = 0.0
-    schedule: str = "cosine"
-    step_epochs: int = 10
-    gamma: float = 0.3
-    loss: str = "map"
-    j: float = 84.0
-    distort: bool = False
-    negatives: float = 0.0
-    validation_size: int = 5000
-    train_limit: int = 0
-    seed: int = 0
-    threads: int = 0
-    init_from: str | None = None
-    resume: bool = False
+    data_dir: str | None = option(
+        None, "directory with the four MNIST IDX files (default: download, else npm)"
+    )
+    out_dir: str = option("runs/lenet5", "where checkpoints, metrics and plots go")
+    epochs: int = option(30, "passes over the training digits")
+    batch_size: int = option(32, "examples per update")
+    optimizer: str = option("adam", "one of " + ", ".join(OPTIMIZERS), OPTIMIZERS)
+    lr: float = option(1e-3, "initial learning rate")
+    momentum: float = option(0.9, "momentum for momentum/nesterov/rmsprop")
+    weight_decay: float = option(0.0, "L2 penalty")
+    schedule: str = option(
+        "cosine", "learning-rate schedule per epoch: " + ", ".join(SCHEDULES), SCHEDULES
+    )
+    step_epochs: int = option(10, "with --schedule step: epochs between decays")
+    gamma: float = option(0.3, "with --schedule step: decay factor")
+    loss: str = option("map", "map (the paper's MAP criterion) or plain (E = y_D)", LOSSES)
+    j: float = option(
+        84.0, "the MAP criterion's constant j (score of the 'none of these' class is -j)"
+    )
+    distort: bool = option(
+        False, "apply the paper's random planar affine distortions to each batch"
+    )
+    negatives: float = option(
+        0.0, "share of each batch that is synthetic non-digits (target: none)"
+    )
+    validation_size: int = option(
+        5000, "training digits held out for model selection and calibration"
+    )
+    train_limit: int = option(0, "use only the first N training digits (0: all); for quick runs")
+    seed: int = option(0, "seed for initialisation, data order, distortions and negatives")
+    threads: int = option(0, "torch CPU threads (0: torch's default)")
+    init_from: str | None = option(
+        None, "start from this checkpoint's weights (fresh optimizer), e.g. to fine-tune"
+    )
+    resume: bool = option(False, "continue from OUT_DIR/checkpoint.pt")
 
 
-HELP = {
-    "data_dir": "directory with the four MNIST IDX files (default: download, else npm)",
-    "out_dir": "where checkpoints, metrics and plots go",
-    "epochs": "passes over the training digits",
-    "batch_size": "examples per update",
-    "optimizer": "one of " + ", ".join(OPTIMIZERS),
-    "lr": "initial learning rate",
-    "momentum": "momentum for momentum/nesterov/rmsprop",
-    "weight_decay": "L2 penalty",
-    "schedule": "learning-rate schedule per epoch: " + ", ".join(SCHEDULES),
-    "step_epochs": "with --schedule step: epochs between decays",
-    "gamma": "with --schedule step: decay factor",
-    "loss": "map (the paper's MAP criterion) or plain (E = y_D)",
-    "j": "the MAP criterion's constant j (score of the 'none of these' class is -j)",
-    "distort": "apply the paper's random planar affine distortions to each batch",
-    "negatives": "share of each batch that is synthetic non-digits (target: none)",
-    "validation_size": "training digits held out for model selection and calibration",
-    "train_limit": "use only the first N training digits (0: all); for quick runs",
-    "seed": "seed for initialisation, data order, distortions and negatives",
-    "threads": "torch CPU threads (0: torch's default)",
-    "init_from": "start from this checkpoint's weights (fresh optimizer), e.g. to fine-tune",
-    "resume": "continue from OUT_DIR/checkpoint.pt",
-}
-
-
-def make_optimizer(config: TrainConfig, params) -> torch.optim.Optimizer:
+def make_optimizer(config: TrainConfig, params: Iterable[nn.Parameter]) -> torch.optim.Optimizer:
     lr, decay, momentum = config.lr, config.weight_decay, config.momentum
     match config.optimizer:
         case "sgd":
@@ -99,7 +98,7 @@ def make_optimizer(config: TrainConfig, params) -> torch.optim.Optimizer:
     raise ValueError(f"unknown optimizer {config.optimizer!r}; choose from {OPTIMIZERS}")
 
 
-def make_schedule(config: TrainConfig, optimizer: torch.optim.Optimizer):
+def make_schedule(config: TrainConfig, optimizer: torch.optim.Optimizer) -> LRScheduler:
     match config.schedule:
         case "constant":
             return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda epoch: 1.0)
@@ -135,7 +134,14 @@ def epoch_data(
     )
 
 
-def train_one_epoch(config, net, optimizer, images, targets, epoch) -> dict[str, float]:
+def train_one_epoch(
+    config: TrainConfig,
+    net: LeNet5,
+    optimizer: torch.optim.Optimizer,
+    images: Tensor,
+    targets: Tensor,
+    epoch: int,
+) -> dict[str, float]:
     gen = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
     order = torch.randperm(len(images), generator=gen)
     net.train()
@@ -162,37 +168,11 @@ def train_one_epoch(config, net, optimizer, images, targets, epoch) -> dict[str,
     return {"train_loss": total_loss / step, "train_error": wrong / max(digits, 1)}
 
 
-@torch.no_grad()
-def distances_of(net: LeNet5, images: Tensor, batch: int = 2000) -> Tensor:
-    net.eval()
-    return torch.cat([net(images[i : i + batch]) for i in range(0, len(images), batch)])
-
-
-def evaluate(config, net, images: Tensor, labels: Tensor) -> dict[str, float]:
+def evaluate(config: TrainConfig, net: LeNet5, images: Tensor, labels: Tensor) -> dict[str, float]:
     distances = distances_of(net, images)
     return {
         "loss": float(criterion(config, distances, labels)),
         "error": float((distances.argmin(1) != labels).float().mean()),
-    }
-
-
-def save_atomic(obj: dict, path: Path) -> None:
-    """Write then rename, so an interrupted save never leaves a half-written checkpoint."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
-def checkpoint(config, net, optimizer, schedule, epoch, history, data) -> dict:
-    return {
-        "model": net.state_dict(),
-        "architecture": describe(net),
-        "config": asdict(config),
-        "epoch": epoch,
-        "metrics": history,
-        "data_checksums": data.checksums,
-        "optimizer": optimizer.state_dict(),
-        "schedule": schedule.state_dict(),
     }
 
 
@@ -206,20 +186,22 @@ def load_data(config: TrainConfig) -> mnist.Mnist:
     return mnist.Mnist(limited, data.validation, data.test, data.checksums)
 
 
-def start(config: TrainConfig, out: Path):
+def start(
+    config: TrainConfig, out: Path
+) -> tuple[LeNet5, torch.optim.Optimizer, LRScheduler, list[dict[str, Any]], list[dict[str, Any]]]:
     """The network, optimizer, schedule, lineage and metrics so far: fresh, initialised
     from another checkpoint (--init-from), or resumed from this run's own checkpoint."""
     net = LeNet5()
-    lineage: list[dict] = []
+    lineage: list[dict[str, Any]] = []
     if config.init_from:
-        parent = torch.load(config.init_from, weights_only=False)
+        parent = checkpoints.read(Path(config.init_from))
         net.load_state_dict(parent["model"])
-        lineage = [*parent.get("lineage", []), stage(parent)]
+        lineage = [*parent.get("lineage", []), checkpoints.stage(parent)]
     optimizer = make_optimizer(config, net.parameters())
     schedule = make_schedule(config, optimizer)
-    history: list[dict] = []
+    history: list[dict[str, Any]] = []
     if config.resume and (out / "checkpoint.pt").exists():
-        state = torch.load(out / "checkpoint.pt", weights_only=False)
+        state = checkpoints.read(out / "checkpoint.pt")
         net.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         schedule.load_state_dict(state["schedule"])
@@ -243,35 +225,26 @@ def fit(config: TrainConfig) -> Path:
     for epoch in range(len(history) + 1, config.epochs + 1):
         started = time.perf_counter()
         images, targets = epoch_data(config, data, train_x, train_y, epoch)
-        row = {"epoch": epoch, "lr": optimizer.param_groups[0]["lr"]}
+        row: dict[str, Any] = {"epoch": epoch, "lr": optimizer.param_groups[0]["lr"]}
         row |= train_one_epoch(config, net, optimizer, images, targets, epoch)
         row |= {f"val_{k}": v for k, v in evaluate(config, net, val_x, val_y).items()}
         row["seconds"] = round(time.perf_counter() - started, 2)
         schedule.step()
         history.append(row)
-        state = checkpoint(config, net, optimizer, schedule, epoch, history, data)
-        record_epoch(out, row, state | {"lineage": lineage})
+        state = checkpoints.make(net, asdict(config), epoch, history, data.checksums,
+                                 optimizer, schedule, lineage)  # fmt: skip
+        record_epoch(out, row, state)
     finish(out, net, val_x, val_y, history)
     return out / "best.pt"
 
 
-def stage(state: dict) -> dict:
-    """One training stage in a checkpoint's lineage: what ran, how long, how well."""
-    return {
-        "config": state["config"],
-        "epochs": state["epoch"],
-        "seconds": round(sum(row["seconds"] for row in state["metrics"]), 1),
-        "val_error": min(row["val_error"] for row in state["metrics"]),
-    }
-
-
-def record_epoch(out: Path, row: dict, state: dict) -> None:
+def record_epoch(out: Path, row: dict[str, Any], state: checkpoints.State) -> None:
     with open(out / "metrics.jsonl", "a") as log:
         log.write(json.dumps(row) + "\n")
-    save_atomic(state, out / "checkpoint.pt")
+    checkpoints.save(state, out / "checkpoint.pt")
     best = min(r["val_error"] for r in state["metrics"])
     if row["val_error"] == best:
-        save_atomic(state, out / "best.pt")
+        checkpoints.save(state, out / "best.pt")
     print(
         f"epoch {row['epoch']:3d}  lr {row['lr']:.2e}  loss {row['train_loss']:.4f}  "
         f"train err {100 * row['train_error']:.2f}%  val err {100 * row['val_error']:.2f}%  "
@@ -280,10 +253,12 @@ def record_epoch(out: Path, row: dict, state: dict) -> None:
     )
 
 
-def finish(out: Path, net: LeNet5, val_x: Tensor, val_y: Tensor, history: list[dict]) -> None:
+def finish(
+    out: Path, net: LeNet5, val_x: Tensor, val_y: Tensor, history: list[dict[str, Any]]
+) -> None:
     from training.plots import plot_confusion, plot_curves
 
-    best = torch.load(out / "best.pt", weights_only=False)
+    best = checkpoints.read(out / "best.pt")
     net.load_state_dict(best["model"])
     predicted = distances_of(net, val_x).argmin(1).numpy()
     plot_curves(history, out / "curves.png")
@@ -291,16 +266,16 @@ def finish(out: Path, net: LeNet5, val_x: Tensor, val_y: Tensor, history: list[d
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    for field in fields(TrainConfig):
-        flag = "--" + field.name.replace("_", "-")
-        if isinstance(field.default, bool):
-            parser.add_argument(flag, action="store_true", help=HELP[field.name])
+    """One flag per TrainConfig field, with the help and choices its metadata carries."""
+    for option in fields(TrainConfig):
+        flag = "--" + option.name.replace("_", "-")
+        help_text, choices = option.metadata["help"], option.metadata["choices"]
+        if isinstance(option.default, bool):
+            parser.add_argument(flag, action="store_true", help=help_text)
         else:
-            kind = str if field.default is None else type(field.default)
-            choices = {"optimizer": OPTIMIZERS, "schedule": SCHEDULES,
-                       "loss": ("map", "plain")}.get(field.name)  # fmt: skip
-            parser.add_argument(flag, type=kind, default=field.default, choices=choices,
-                                help=f"{HELP[field.name]} (default: %(default)s)")  # fmt: skip
+            kind = str if option.default is None else type(option.default)
+            parser.add_argument(flag, type=kind, default=option.default, choices=choices,
+                                help=f"{help_text} (default: %(default)s)")  # fmt: skip
 
 
 def main(args: argparse.Namespace) -> int:
