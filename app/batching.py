@@ -18,10 +18,12 @@ from typing import Generic, TypeVar
 
 R = TypeVar("R")
 
-# At ~50 µs a digit, 64 of them hold the event loop for about 3 ms.
-MAX_BATCH = 64
-# Large photos take milliseconds each to decode: past this many bytes a batch is closed.
-MAX_BATCH_BYTES = 1024 * 1024
+# Most uploads read in one run, so that one run holds the event loop for a few milliseconds
+# at most (bench/service.py reports the cost per digit). Not to be confused with
+# Settings.max_batch, the most images one /predict/batch request may send.
+MAX_UPLOADS_PER_RUN = 64
+# Large photos take far longer each to decode: past this many bytes a run is closed.
+MAX_BYTES_PER_RUN = 1024 * 1024
 
 
 class Batcher(Generic[R]):
@@ -65,12 +67,12 @@ class Batcher(Generic[R]):
             future.set_result(result)
 
     def _take(self) -> list[tuple[bytes, asyncio.Future[R]]]:
-        """The next batch off the queue: up to MAX_BATCH uploads and MAX_BATCH_BYTES, and at
-        least one upload however large."""
+        """The next batch off the queue: up to MAX_UPLOADS_PER_RUN uploads and
+        MAX_BYTES_PER_RUN, and at least one upload however large."""
         count = size = 0
-        for upload, _ in self._pending[:MAX_BATCH]:
+        for upload, _ in self._pending[:MAX_UPLOADS_PER_RUN]:
             size += len(upload)
-            if count and size > MAX_BATCH_BYTES:
+            if count and size > MAX_BYTES_PER_RUN:
                 break
             count += 1
         batch, self._pending = self._pending[:count], self._pending[count:]

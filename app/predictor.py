@@ -203,7 +203,8 @@ def distances_only(model: bytes) -> bytes:
     """The model cut down to what its `distances` output needs.
 
     onnxruntime runs every node of a graph whichever outputs a caller asks for, and the layer
-    activations that the explain view reads cost about a fifth of each run (bench/service.py).
+    activations that the explain view reads are a sizeable share of each run (bench/service.py
+    times both graphs).
     """
     full = onnx.load_model_from_string(model)
     return onnx.utils.Extractor(full).extract_model([INPUT_NAME], ["distances"]).SerializeToString()

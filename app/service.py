@@ -115,7 +115,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     service.serve(service.load())
     service.reloading = asyncio.Lock()  # bound to this event loop, the one serving
     # Everything loaded so far lives as long as the process: frozen, the garbage collector
-    # stops walking it on every full collection, each of which took ~45 ms under load.
+    # stops walking it on every full collection, which under load set the latency's tail.
     gc.collect()
     gc.freeze()
     with reload_on_sighup(service):

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from app.batching import MAX_BATCH, MAX_BATCH_BYTES, Batcher
+from app.batching import MAX_BYTES_PER_RUN, MAX_UPLOADS_PER_RUN, Batcher
 from app.errors import NoInkError, UnsupportedMediaError
 from app.predictor import Predictor
 
@@ -80,18 +80,18 @@ def test_uploads_of_later_turns_form_new_batches() -> None:
 
 def test_batches_are_capped_by_count_and_bytes() -> None:
     recorder = Recorder()
-    many = [bytes([i % 256]) for i in range(MAX_BATCH + 5)]
+    many = [bytes([i % 256]) for i in range(MAX_UPLOADS_PER_RUN + 5)]
     assert read_all(Batcher(recorder), many) == [1] * len(many)
-    assert [len(b) for b in recorder.batches] == [MAX_BATCH, 5]
+    assert [len(b) for b in recorder.batches] == [MAX_UPLOADS_PER_RUN, 5]
 
     recorder = Recorder()
-    large = [b"x" * (MAX_BATCH_BYTES // 2 + 1)] * 3  # two of them are over the limit
+    large = [b"x" * (MAX_BYTES_PER_RUN // 2 + 1)] * 3  # two of them are over the limit
     assert read_all(Batcher(recorder), large) == [len(large[0])] * 3
     assert [len(b) for b in recorder.batches] == [1, 1, 1]
 
     recorder = Recorder()
-    huge = [b"x" * (MAX_BATCH_BYTES + 1), b"y"]  # one alone over the limit is still read
-    assert read_all(Batcher(recorder), huge) == [MAX_BATCH_BYTES + 1, 1]
+    huge = [b"x" * (MAX_BYTES_PER_RUN + 1), b"y"]  # one alone over the limit is still read
+    assert read_all(Batcher(recorder), huge) == [MAX_BYTES_PER_RUN + 1, 1]
     assert [len(b) for b in recorder.batches] == [1, 1]
 
 
