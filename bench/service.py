@@ -158,7 +158,7 @@ def rss_kib(pid: int) -> int:
 
 def start_server(port: int) -> subprocess.Popen:
     server = subprocess.Popen(
-        [sys.executable, "-m", "app.cli", "serve", "--host", "127.0.0.1", "--port", str(port),
+        [sys.executable, "-m", "model.cli", "serve", "--host", "127.0.0.1", "--port", str(port),
          "--workers", "1", "--no-access-log"],
         cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip

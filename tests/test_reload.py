@@ -17,11 +17,11 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from app.cli import main as lenet5
 from app.main import create_app
 from app.predictor import Predictor
 from app.service import lifespan
 from app.settings import Settings
+from model.cli import main as lenet5
 
 TOKEN = {"Authorization": "Bearer sesame"}
 PNG = {"Content-Type": "image/png"}
@@ -191,7 +191,16 @@ def test_lenet5_serve_runs_uvicorn_and_reloads_on_sighup(
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     server = subprocess.Popen(
-        [sys.executable, "-m", "app.cli", "serve", "--port", str(port), "--model", str(model_file)],
+        [
+            sys.executable,
+            "-m",
+            "model.cli",
+            "serve",
+            "--port",
+            str(port),
+            "--model",
+            str(model_file),
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
