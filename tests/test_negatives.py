@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from app.imaging import frame_digit, to_model_inputs
+from training.mnist import prepare
 from training.negatives import KINDS, make_negatives, normalise_to_mnist
 
 REPO = Path(__file__).resolve().parent.parent
@@ -159,6 +161,29 @@ def test_normalise_to_mnist_scales_the_longer_side_to_20_and_centres_the_mass():
 
 def test_normalise_to_mnist_leaves_blank_input_blank():
     assert not normalise_to_mnist(np.zeros((40, 40), dtype=np.uint8)).any()
+
+
+def test_normalise_to_mnist_frames_as_the_service_frames_an_upload(mnist):
+    # Two-level ink (0 or 255), so the service's ink reading takes it exactly as it is: any
+    # difference would be a second framing.
+    rng = np.random.default_rng(5)
+    digits = mnist[0][rng.choice(len(mnist[0]), 200)]
+    inks = [np.kron(digit, np.ones((k, k), np.uint8)) for digit, k in
+            zip(digits, rng.integers(1, 6, len(digits)), strict=True)]  # fmt: skip
+    inks = [np.where(ink > 127, 255, 0).astype(np.uint8) for ink in inks]
+    for ink in inks:
+        assert np.array_equal(normalise_to_mnist(ink), frame_digit(ink))
+
+
+def test_negatives_reach_the_model_as_training_saw_them(mnist, encode):
+    # The service recognises a framed negative as MNIST-format and gives the network exactly
+    # the input training gave it (training.mnist.prepare); only ink pushed against the frame's
+    # edge, whose centre of mass cannot be centred, is reframed.
+    images, _ = _make(mnist, 300, 9, FRAMED)
+    inputs, errors = to_model_inputs([encode(image) for image in images])
+    assert not errors
+    same = [np.array_equal(got, want) for got, want in zip(inputs, prepare(images), strict=True)]
+    assert np.mean(same) >= 0.98
 
 
 def test_generator_imports_neither_torch_nor_matplotlib():

@@ -23,15 +23,14 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from app.imaging.frame import frame_ink
+
 KINDS: tuple[str, ...] = (
     "shuffled", "rotated", "overlap", "scribble", "blob", "letter", "inverted", "noise",
 )  # fmt: skip
 
 SIZE = 28
 BOX = 20
-# MNIST's measured centre of mass, in pixel-index coordinates: 14.0 ± 0.3 on both axes.
-CENTRE = 14.0
-_INDEX = np.arange(BOX)
 
 # Letters and symbols to render. Left out because, size-normalised, they read as a digit:
 #   0: O o D Q   1: I l i j J | ! / \ ( ) [ ]   2: Z z   5: S s $   6: G b   7: T   8: B & ß
@@ -83,56 +82,10 @@ def make_negatives(
 
 
 def normalise_to_mnist(ink: np.ndarray) -> np.ndarray:
-    """Frame a uint8 ink image (white on black, any size) the way MNIST frames its digits.
-
-    Crops to the ink's bounding box, scales its longer side to 20 px keeping the aspect
-    ratio, and places it in 28 × 28 with its centre of mass at the centre, kept inside the
-    frame. Blank input gives a blank frame.
-    """
-    frame = np.zeros((SIZE, SIZE), dtype=np.uint8)
-    rows = np.asarray(ink.any(axis=1))
-    cols = np.asarray(ink.any(axis=0))
-    if not rows.any():
-        return frame
-    top, bottom = int(rows.argmax()), rows.size - int(rows[::-1].argmax())
-    left, right = int(cols.argmax()), cols.size - int(cols[::-1].argmax())
-    scale = BOX / max(bottom - top, right - left)
-    width = max(1, round((right - left) * scale))
-    height = max(1, round((bottom - top) * scale))
-    crop = ink[top:bottom, left:right].astype(np.float32)
-    scaled = _resampler(bottom - top, height) @ crop @ _resampler(right - left, width).T
-    # The weights of each output pixel are positive and sum to 1, so no clipping is needed.
-    box = (scaled + 0.5).astype(np.uint8)
-    row_mass = box.sum(axis=1, dtype=np.int64)
-    total = int(row_mass.sum())
-    if total == 0:
-        return frame
-    y = _offset(row_mass, total, SIZE - height)
-    x = _offset(box.sum(axis=0, dtype=np.int64), total, SIZE - width)
-    frame[y : y + height, x : x + width] = box
-    return frame
-
-
-@lru_cache(maxsize=4096)
-def _resampler(size: int, new_size: int) -> np.ndarray:
-    """Matrix resampling ``size`` pixels to ``new_size`` with an antialiased linear filter.
-
-    The filter is Pillow's BILINEAR (a triangle widened by the shrink factor, so shrinking
-    averages like MNIST's antialiasing); as a cached matrix, a resize is two small products
-    instead of a round trip through PIL, which cost most of the generation time.
-    """
-    ratio = size / new_size
-    support = max(ratio, 1.0)
-    centres = (np.arange(new_size) + 0.5) * ratio
-    distance = (np.arange(size) + 0.5 - centres[:, None]) / support
-    weights = np.clip(1.0 - np.abs(distance), 0.0, None)
-    return (weights / weights.sum(axis=1, keepdims=True)).astype(np.float32)
-
-
-def _offset(mass: np.ndarray, total: int, slack: int) -> int:
-    """Where to put a profile so its centre of mass lands on CENTRE, staying in the frame."""
-    centre = int(mass @ _INDEX[: mass.size]) / total
-    return min(max(round(CENTRE - centre), 0), slack)
+    """Frame a uint8 ink image (white on black, any size) the way MNIST frames its digits, with
+    the service's own framing (app.imaging.frame.frame_ink): cropped to the ink, scaled so its
+    longer side is 20 px, centred by mass in 28 × 28. Blank input gives a blank frame."""
+    return frame_ink(ink.astype(np.float32) / 255)
 
 
 def _check_request(digits: np.ndarray, labels: np.ndarray, n: int, kinds: Sequence[str]) -> None:

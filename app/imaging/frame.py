@@ -21,12 +21,21 @@ from model.spec import INPUT, InputSpec
 NOISE_FRACTION = 0.2
 
 
-def frame_digit(grey: np.ndarray, spec: InputSpec) -> np.ndarray:
-    """The digit in `grey` as MNIST stores one: uint8 (frame, frame), white ink on black; the
-    ink cropped, fitted into the digit box and placed by its centre of mass."""
-    ink = _ink(grey)
-    rows, cols = map(_span, _profiles(ink))  # not empty: the strongest stroke has ink 1
-    return _place(_fit(ink[rows, cols], spec.digit_box), spec.frame)
+def frame_digit(grey: np.ndarray, spec: InputSpec = INPUT) -> np.ndarray:
+    """The digit in the grey image `grey` (either polarity) as MNIST stores one; NoInkError if
+    there is none."""
+    return frame_ink(_ink(grey), spec)
+
+
+def frame_ink(ink: np.ndarray, spec: InputSpec = INPUT) -> np.ndarray:
+    """Ink strengths (float, 0 for none, up to 1) framed as MNIST frames a digit: uint8
+    (frame, frame), white on black; the ink cropped to its bounding box, scaled so its longer
+    side fills the digit box, and placed with its centre of mass at the frame's centre, kept
+    inside the frame. No ink gives a blank frame."""
+    rows, cols = _profiles(ink)
+    if not any(rows):
+        return np.zeros((spec.frame, spec.frame), np.uint8)
+    return _place(_fit(ink[_span(rows), _span(cols)], spec.digit_box), spec.frame)
 
 
 def in_mnist_format(greys: list[np.ndarray], spec: InputSpec) -> list[bool]:
@@ -34,6 +43,7 @@ def in_mnist_format(greys: list[np.ndarray], spec: InputSpec) -> list[bool]:
     square, and centred.
 
     Everything outside the ink's box must be exactly 0, so a light background never passes.
+    Such a frame is its own framing, bit for bit, so the service skips `frame_digit` for it.
     MNIST's centring leaves every centre of mass within half a pixel of frame / 2.
     """
     shape = (spec.frame, spec.frame)
@@ -95,11 +105,13 @@ def _ink(grey: np.ndarray) -> np.ndarray:
 
 
 def _fit(ink: np.ndarray, box: int) -> np.ndarray:
-    """Scale so the longer side is `box` pixels, anti-aliased like MNIST's size normalisation."""
+    """Scale so the longer side is `box` pixels, anti-aliased like MNIST's size normalisation
+    (Pillow's BILINEAR widens its triangle filter by the shrink factor, so shrinking averages)."""
     height, width = ink.shape
     scale = box / max(height, width)
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    return np.asarray(Image.fromarray(ink).resize(size, Image.Resampling.BILINEAR))
+    image = Image.fromarray(np.asarray(ink, np.float32))
+    return np.asarray(image.resize(size, Image.Resampling.BILINEAR))
 
 
 def _place(digit: np.ndarray, frame: int) -> np.ndarray:
