@@ -3,6 +3,7 @@
 import argparse
 import importlib
 import sys
+from types import ModuleType
 
 # Subcommand -> module with add_arguments(parser) and main(args). Imported only when
 # chosen, so the service's commands never import torch.
@@ -16,7 +17,7 @@ COMMANDS = {
 NEEDS_TRAIN_EXTRA = {"train", "evaluate", "export"}
 
 
-def load(command: str):
+def load(command: str) -> ModuleType:
     try:
         return importlib.import_module(COMMANDS[command][0])
     except ModuleNotFoundError as exc:

@@ -9,6 +9,7 @@ numbers, and everything else the service shows about the architecture, from the 
 """
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -40,14 +41,14 @@ class _ScaledTanh(torch.autograd.Function):
     and stores three times as much and makes training markedly slower."""
 
     @staticmethod
-    def forward(ctx, a: Tensor) -> Tensor:
+    def forward(ctx: Any, a: Tensor) -> Tensor:
         ctx.mark_dirty(a)
         out = a.mul_(SQUASH_S).tanh_().mul_(SQUASH_A)
         ctx.save_for_backward(out)
         return out
 
     @staticmethod
-    def backward(ctx, grad: Tensor) -> Tensor:
+    def backward(ctx: Any, grad: Tensor) -> Tensor:
         (out,) = ctx.saved_tensors
         slope = torch.addcmul(
             out.new_tensor(SQUASH_A * SQUASH_S), out, out, value=-SQUASH_S / SQUASH_A
