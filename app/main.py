@@ -43,5 +43,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_methods=["GET", "POST"],
             allow_headers=["Authorization", "Content-Type"],
         )
-    app.add_middleware(MetricsMiddleware, metrics=service.metrics)
+    access_log = service.access_log.write if service.access_log else None
+    app.add_middleware(MetricsMiddleware, metrics=service.metrics, access_log=access_log)
     return app

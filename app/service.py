@@ -15,6 +15,7 @@ from typing import Annotated, Any
 import anyio.to_thread
 from fastapi import Depends, FastAPI, Request
 
+from app.access_log import AccessLog
 from app.batching import Batcher
 from app.errors import NotReadyError, RequestError
 from app.metrics import Metrics
@@ -31,6 +32,7 @@ class Service:
 
     settings: Settings
     metrics: Metrics = field(default_factory=Metrics)
+    access_log: AccessLog | None = field(default_factory=AccessLog.configured)
     predictor: Predictor | None = None
     batcher: Batcher[dict[str, Any] | RequestError] | None = None
     reloading: asyncio.Lock = field(default_factory=asyncio.Lock)
@@ -118,9 +120,13 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     # stops walking it on every full collection, which under load set the latency's tail.
     gc.collect()
     gc.freeze()
+    if service.access_log is not None:
+        service.access_log.start()
     with reload_on_sighup(service):
         yield
     service.stop()
+    if service.access_log is not None:
+        service.access_log.stop()
 
 
 # Dependencies are `async def`: FastAPI runs a plain `def` one in a worker thread, a hop that
