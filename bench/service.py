@@ -5,7 +5,9 @@
 Starts ONE uvicorn worker (uvloop + httptools, `lenet5 serve --no-access-log`) on the shipped
 model and measures, with --connections connections, GET /health and POST /predict with
 distinct 28×28 MNIST test PNGs as the raw body and as a multipart upload, in --rounds rounds
-of --duration seconds each, every slice after a 1 s untimed warm-up of its own. The machine's
+of --duration seconds each, every slice after a 1 s untimed warm-up of its own. A second
+worker with the default access log (written to a file) takes the raw /predict in the same
+rounds, so the log's cost is a ratio between slices seconds apart too. The machine's
 speed drifts from minute to minute by up to ~1.7×, so the ratios to /health are taken within
 each round, between slices seconds apart, and the median round's ratio is reported; each
 scenario's row is its median round. Then POST /predict/batch with 256 distinct PNGs per
@@ -42,7 +44,10 @@ DATA = Path(os.environ.get("LENET5_TEST_DATA_DIR", REPO.parent / "shared" / "dat
 BATCH = 256
 BOUNDARY = "lenet5benchboundary"
 TARGETS = {"predict_raw": 0.6, "predict_multipart": 0.5}
-TIMED = ("health", "predict_raw", "predict_multipart")  # the scenarios run in rounds
+# The scenarios run in rounds; the last against the server that writes an access log.
+TIMED = ("health", "predict_raw", "predict_multipart", "predict_raw_access_log")
+LOGGED = frozenset({"predict_raw_access_log"})
+CLI = "model.cli"
 
 # wrk script: cycles through the bodies in DIR (1.bin … N.bin), or sends none, and prints the
 # summary as one JSON line. Each wrk thread runs its own copy.
@@ -156,12 +161,12 @@ def rss_kib(pid: int) -> int:
     raise RuntimeError("no VmRSS")
 
 
-def start_server(port: int) -> subprocess.Popen:
-    server = subprocess.Popen(
-        [sys.executable, "-m", "model.cli", "serve", "--host", "127.0.0.1", "--port", str(port),
-         "--workers", "1", "--no-access-log"],
-        cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+def start_server(port: int, log: Path | None = None) -> subprocess.Popen:
+    """`lenet5 serve` on `port`, with the default access log into `log`, or none."""
+    command = [sys.executable, "-m", CLI, "serve", "--host", "127.0.0.1", "--port", str(port),
+               "--workers", "1"] + ([] if log else ["--no-access-log"])  # fmt: skip
+    with open(log or os.devnull, "wb") as out:
+        server = subprocess.Popen(command, cwd=REPO, stdout=out, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
@@ -195,7 +200,18 @@ def mean_batch_size(url: str) -> float:
     return round(float(samples["lenet5_inference_batch_size_sum"]) / runs, 1)
 
 
-def service_figures(args: argparse.Namespace, work: Path) -> tuple[list[dict], dict, dict]:
+PREDICT_200 = 'lenet5_http_requests_total{method="POST",route="/predict",status="200"}'
+
+
+def answered_predictions(url: str) -> int:
+    """/predict requests answered 200 so far, from /metrics."""
+    for line in httpx.get(f"{url}/metrics").text.splitlines():
+        if line.startswith(PREDICT_200):
+            return int(float(line.rpartition(" ")[2]))
+    return 0
+
+
+def service_figures(args: argparse.Namespace, work: Path) -> tuple[list[dict], dict, dict, dict]:
     images = mnist_test_images(4 * BATCH)
     pngs = [png(image) for image in images]
     multipart_type = f"multipart/form-data; boundary={BOUNDARY}"
@@ -203,6 +219,8 @@ def service_figures(args: argparse.Namespace, work: Path) -> tuple[list[dict], d
         "health": Scenario(work, "health", "GET", "/health", "", []),
         "predict_raw": Scenario(work, "predict_raw", "POST", "/predict", "image/png",
                                 pngs[:BATCH]),
+        "predict_raw_access_log": Scenario(work, "predict_raw_access_log", "POST", "/predict",
+                                           "image/png", pngs[:BATCH]),
         "predict_multipart": Scenario(work, "predict_multipart", "POST", "/predict",
                                       multipart_type,
                                       [multipart([p], "file") for p in pngs[:BATCH]]),
@@ -212,20 +230,30 @@ def service_figures(args: argparse.Namespace, work: Path) -> tuple[list[dict], d
                                        for i in range(0, len(pngs), BATCH)],
                                       images_per_request=BATCH),
     }  # fmt: skip
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
+    port, logged_port = free_port(), free_port()
+    url, logged_url = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{logged_port}"
+    log = work / "access.log"
     server = start_server(port)
+    logged = start_server(logged_port, log)
     try:
         check_answers(url, pngs, pngs)
-        scenarios["predict_raw"].run(url, 3, args.connections, args.threads, server.pid)  # warm-up
+        for target, pid in ((url, server.pid), (logged_url, logged.pid)):  # warm-up
+            scenarios["predict_raw"].run(target, 3, args.connections, args.threads, pid)
         rounds: dict[str, list[dict[str, Any]]] = {name: [] for name in TIMED}
         for _ in range(args.rounds):
             for name in TIMED:
-                scenarios[name].run(url, 1, args.connections, args.threads, server.pid)
-                row = scenarios[name].run(url, args.duration, args.connections, args.threads,
-                                          server.pid)  # fmt: skip
+                target, pid = (logged_url, logged.pid) if name in LOGGED else (url, server.pid)
+                scenarios[name].run(target, 1, args.connections, args.threads, pid)
+                row = scenarios[name].run(target, args.duration, args.connections, args.threads,
+                                          pid)  # fmt: skip
                 rounds[name].append(row)
                 print(format_row(row), flush=True)
+        answered = answered_predictions(logged_url)
+        logged.terminate()
+        logged.wait(timeout=30)  # the access log writes what it holds before the process ends
+        with log.open("rb") as lines:
+            written = sum(1 for line in lines if b'"POST /predict HTTP/1.1" 200 ' in line)
+        access_log = {"predict_200_answered": answered, "predict_200_lines_written": written}
         batching = {"mean_images_per_model_run": mean_batch_size(url)}
         results = [median_round(rows) | {"rounds": rows} for rows in rounds.values()]
         results.append(
@@ -241,9 +269,10 @@ def service_figures(args: argparse.Namespace, work: Path) -> tuple[list[dict], d
                  "rss_growth": round(after / before - 1, 4)}  # fmt: skip
         print(format_row(soak), f" RSS {before} → {after} KiB", flush=True)
     finally:
-        server.terminate()
-        server.wait(timeout=30)
-    return results, soak, batching
+        for process in (server, logged):
+            process.terminate()
+            process.wait(timeout=30)
+    return results, soak, batching, access_log
 
 
 def timed(fn: Any, repeat: int) -> float:
@@ -381,7 +410,7 @@ def main() -> int:
     if shutil.which("wrk") is None:
         raise SystemExit("wrk not found: apt-get install wrk")
     with tempfile.TemporaryDirectory() as work:
-        results, soak, batching = service_figures(args, Path(work))
+        results, soak, batching, access_log = service_figures(args, Path(work))
     by_name = {row["scenario"]: row for row in results}
     health = by_name["health"]["rounds"]
     per_round = {
@@ -401,8 +430,24 @@ def main() -> int:
         )
         for name in TARGETS
     }
+    # The access log's cost: raw /predict with it over raw /predict without, round by round.
+    logged_rounds = by_name["predict_raw_access_log"]["rounds"]
+    plain_rounds = by_name["predict_raw"]["rounds"]
+    log_rounds = [
+        round(row["requests_per_s"] / base["requests_per_s"], 3)
+        for row, base in zip(logged_rounds, plain_rounds, strict=True)
+    ]
+    access_log |= {
+        "ratio_to_no_access_log": statistics.median(log_rounds),
+        "ratio_to_no_access_log_by_round": log_rounds,
+        "cpu_ratio_to_no_access_log": statistics.median(
+            round(base["server_cpu_us_per_request"] / row["server_cpu_us_per_request"], 3)
+            for row, base in zip(logged_rounds, plain_rounds, strict=True)
+        ),
+    }
     report = {
         "service": results,
+        "access_log": access_log,
         "soak": soak,
         "dynamic_batching": batching,
         "ratios_to_health": ratios,
@@ -421,6 +466,7 @@ def main() -> int:
             f"{name} / health = {ratio:.3f} (target ≥ {TARGETS[name]}) {verdict}; "
             f"by server CPU per request {cpu_ratios[name]:.3f}; rounds {per_round[name]}"
         )
+    print("access log:", json.dumps(access_log))
     print("dynamic batching:", json.dumps(batching))
     print("onnxruntime:", json.dumps(report["onnxruntime"]))
     print("request pieces (µs):", json.dumps(report["request_pieces_us"]))
