@@ -2,6 +2,8 @@
 
 import io
 import os
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -40,6 +42,19 @@ def mnist_test(mnist_dir: Path) -> tuple[np.ndarray, np.ndarray]:
 def mnist_train(mnist_dir: Path) -> tuple[np.ndarray, np.ndarray]:
     """The 60,000 real MNIST training digits and their labels."""
     return read_split(mnist_dir, "train")
+
+
+def _fresh_python(script: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, check=False
+    )
+
+
+@pytest.fixture(scope="session")
+def fresh_python() -> Callable[[str], subprocess.CompletedProcess[str]]:
+    """fresh_python(script): run `script` in a new interpreter from the project root, to see
+    what importing something loads; the finished process, its output captured."""
+    return _fresh_python
 
 
 @pytest.fixture(scope="session")

@@ -1,7 +1,5 @@
 """The service never imports torch: it must start from the runtime dependencies alone."""
 
-import subprocess
-import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -13,7 +11,7 @@ APP_MODULES = sorted(
 SERVICE_MODULES = [*APP_MODULES, "model.spec", "model.files", "model.bitmaps", "model.cli"]
 
 
-def test_the_service_modules_load_no_torch() -> None:
+def test_the_service_modules_load_no_torch(fresh_python) -> None:
     assert "app.main" in SERVICE_MODULES and "app.imaging.frame" in SERVICE_MODULES
     script = (
         f"import importlib, sys\n"
@@ -22,20 +20,16 @@ def test_the_service_modules_load_no_torch() -> None:
         f"loaded = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'training'))\n"
         f"assert not loaded, loaded\n"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, check=False
-    )
+    result = fresh_python(script)
     assert result.returncode == 0, result.stderr
 
 
-def test_the_lenet5_command_for_serving_loads_no_torch() -> None:
+def test_the_lenet5_command_for_serving_loads_no_torch(fresh_python) -> None:
     script = (
         "import sys\n"
         "from model import cli\n"
         "cli.load('serve'), cli.load('predict')\n"
         "assert 'torch' not in sys.modules\n"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, check=False
-    )
+    result = fresh_python(script)
     assert result.returncode == 0, result.stderr

@@ -1,9 +1,6 @@
 """The synthetic non-digits: MNIST's format and framing, every kind, determinism, errors."""
 
-import subprocess
-import sys
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,7 +9,6 @@ from app.imaging import frame_digit, to_model_inputs
 from training.mnist import prepare
 from training.negatives import KINDS, make_negatives, normalise_to_mnist
 
-REPO = Path(__file__).resolve().parent.parent
 SAMPLE = 2000
 # Every kind but ``inverted`` is framed like MNIST; that one is a whole inverted frame.
 FRAMED = tuple(kind for kind in KINDS if kind != "inverted")
@@ -186,7 +182,7 @@ def test_negatives_reach_the_model_as_training_saw_them(mnist, encode):
     assert np.mean(same) >= 0.98
 
 
-def test_generator_imports_neither_torch_nor_matplotlib():
+def test_generator_imports_neither_torch_nor_matplotlib(fresh_python):
     script = (
         "import sys, numpy as np\n"
         "from training.negatives import make_negatives\n"
@@ -194,7 +190,6 @@ def test_generator_imports_neither_torch_nor_matplotlib():
         "make_negatives(digits, np.arange(10), 50, np.random.default_rng(0))\n"
         "print(sorted({'torch', 'matplotlib'} & set(sys.modules)))\n"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, check=True
-    )
+    result = fresh_python(script)
+    assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
