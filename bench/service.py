@@ -25,6 +25,7 @@ import gzip
 import io
 import json
 import os
+import queue
 import shutil
 import socket
 import statistics
@@ -336,6 +337,7 @@ def request_pieces() -> dict[str, float]:
 
     from app.imaging import to_model_inputs
     from app.imaging.decode import _open, _plain_grey_png
+    from app.metrics import Metrics, MetricsMiddleware
     from app.predictor import Predictor
     from app.settings import shipped_model
     from app.uploads import parse_multipart
@@ -361,17 +363,44 @@ def request_pieces() -> dict[str, float]:
             await anyio.to_thread.run_sync(int)
         return (time.perf_counter() - start) / n
 
+    async def middleware(access_log: bool, n: int = 20000) -> float:
+        # What the metrics middleware, and the access log's line, add to every request.
+        scope = {
+            "type": "http", "method": "GET", "path": "/health", "raw_path": b"/health",
+            "query_string": b"", "http_version": "1.1", "client": ("127.0.0.1", 50000),
+        }  # fmt: skip
+        start_message = {"type": "http.response.start", "status": 200}
+
+        async def endpoint(scope: Any, receive: Any, send: Any) -> None:
+            await send(start_message)
+
+        async def send(message: Any) -> None:
+            pass
+
+        lines: queue.SimpleQueue[str] = queue.SimpleQueue()
+        wrapped = MetricsMiddleware(endpoint, Metrics(), lines.put if access_log else None)
+
+        async def per_call(app: Any) -> float:
+            start = time.perf_counter()
+            for _ in range(n):
+                await app(scope, None, send)
+            return (time.perf_counter() - start) / n
+
+        await per_call(wrapped)  # warm-up
+        return statistics.median([await per_call(wrapped) - await per_call(endpoint)
+                                  for _ in range(5)])  # fmt: skip
+
     def pillow_decode(data: bytes) -> np.ndarray:
         return np.asarray(_open(data, predictor.max_pixels))
 
     pieces = {
         "preprocess_us": timed(lambda: predictor.preprocess(pngs[next(cycle) % 200]), 3000),
-        # The 28×28 greyscale PNG both ways: libspng (what the service uses) and Pillow.
         # What /predict's dynamic batching does with the uploads of one turn of the event loop.
         "preprocess_in_batches_of_16_us_per_image": timed(
             lambda: to_model_inputs(pngs[: 16 + next(cycle) % 4][:16], predictor.spec), 300
         )
         / 16,
+        # The 28×28 greyscale PNG both ways: libspng (what the service uses) and Pillow.
         "decode_libspng_us": timed(lambda: _plain_grey_png(pngs[next(cycle) % 200], 10**6), 3000),
         "decode_pillow_us": timed(lambda: pillow_decode(pngs[next(cycle) % 200]), 3000),
         "onnxruntime_us": timed(lambda: predictor.run(x), 3000),
@@ -383,6 +412,8 @@ def request_pieces() -> dict[str, float]:
         ),
         "python_multipart_us": timed(python_multipart, 3000),
         "thread_hop_us": anyio.run(thread_hop),
+        "metrics_middleware_us": anyio.run(middleware, False),
+        "metrics_middleware_and_access_log_us": anyio.run(middleware, True),
     }
     return {key: round(value * 1e6, 1) for key, value in pieces.items()}
 
