@@ -1,6 +1,6 @@
 """The access log: one line per request, handed over where the request ends and written by a
 background thread, so that a request costs the event loop one queue put rather than a pass
-through the logging machinery.
+through the logging machinery. Lines reach the log within a twentieth of a second.
 
 The lines go to the `lenet5.access` logger, which `lenet5 serve` sends to stdout (uvicorn's
 own access log is then off); the thread hands every line that has queued up since its last
@@ -11,10 +11,14 @@ run by uvicorn directly with its own access log), there is no access log and no 
 import logging
 import queue
 import threading
+import time
 
 LOGGER = "lenet5.access"
 # Lines handed to the logger in one record at most: bounds a record's size under a burst.
 MAX_LINES_PER_RECORD = 1000
+# Pause after each write, so that under load lines gather into few large writes instead of
+# waking the thread (and taking the interpreter's lock from the event loop) for every line.
+WRITE_INTERVAL_SECONDS = 0.05
 
 
 class AccessLog:
@@ -62,3 +66,5 @@ class AccessLog:
                 self._logger.info("\n".join(lines))
             if line is None:
                 return
+            if len(lines) < MAX_LINES_PER_RECORD:  # the queue was emptied: let it fill again
+                time.sleep(WRITE_INTERVAL_SECONDS)
