@@ -419,9 +419,8 @@ def architecture_with(rbf_bitmaps: object) -> dict:
 
     import onnx
 
-    from tests.conftest import SHIPPED_MODEL
-
-    props = {p.key: p.value for p in onnx.load(str(SHIPPED_MODEL)).metadata_props}
+    shipped = Path(__file__).resolve().parent.parent / "model" / "lenet5.onnx"
+    props = {p.key: p.value for p in onnx.load(str(shipped)).metadata_props}
     return json.loads(props["lenet5.architecture"]) | {"rbf_bitmaps": rbf_bitmaps}
 
 
