@@ -31,6 +31,8 @@ settings) and runs each case of bounded count and time, printing one JSON line p
   whether a 413 for a declared-too-large body closes the connection.
 - workers_sighup: `--workers 2` under wrk load on /predict, one SIGHUP to the parent; wrk's
   error count.
+- decode_costs (no server): the peak memory of decoding one image, per header pixel, for a
+  lossless WebP, an RGBA PNG, a grey PNG, a 16-bit TIFF and a JPEG, each in a fresh process.
 - threads_vs_processes (in this process, no server): the event loop's worst lag while a
   decoder thread, then a decoder process, decodes the heavy WebP and PNG three times each.
 
@@ -558,6 +560,43 @@ def threads_vs_processes(uploads: dict[str, bytes]) -> dict[str, Any]:
                 "process": asyncio.run(measure(process))}  # fmt: skip
 
 
+COST_PROBE = """
+import io, sys
+from PIL import Image
+from app.errors import RequestError
+from app.imaging import decode
+def peak():
+    return int(next(l for l in open("/proc/self/status") if l.startswith("VmHWM")).split()[1])
+data = sys.stdin.buffer.read()
+size = Image.open(io.BytesIO(data)).size
+base = peak()
+open("/proc/self/clear_refs", "w").write("5")  # restart the peak from here
+try:
+    decode(data, None, 2**40)
+except RequestError:
+    pass
+print((peak() - base) * 1024 / (size[0] * size[1]))
+"""
+
+
+def decode_costs() -> dict[str, Any]:
+    """Peak memory of decoding one image, per header pixel, by format and mode: each in a fresh
+    process, over what that process held before (the per-format costs app.imaging charges)."""
+    samples = {
+        "webp_lossless_2800": encoded(Image.new("L", (2800, 2800), 0), "WEBP", lossless=True),
+        "png_rgba_4000": encoded(Image.new("RGBA", (4000, 4000), (255, 255, 255, 0)), "PNG"),
+        "png_grey_6324": encoded(Image.new("L", (6324, 6324), 255), "PNG"),
+        "tiff_16bit_4000": encoded(Image.new("I;16", (4000, 4000), 0), "TIFF"),
+        "jpeg_rgb_6324": encoded(Image.new("RGB", (6324, 6324), (255, 255, 255)), "JPEG"),
+    }
+    figures = {}
+    for name, data in samples.items():
+        probe = subprocess.run([sys.executable, "-c", COST_PROBE], input=data, cwd=REPO,
+                               capture_output=True, check=True, timeout=120)  # fmt: skip
+        figures[f"{name}_bytes_per_pixel"] = round(float(probe.stdout), 1)
+    return {"case": "decode_costs"} | figures
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--port", type=int, default=8112)
@@ -577,6 +616,7 @@ def main() -> int:
             results.append(row)
 
     run("threads_vs_processes", lambda: threads_vs_processes({"webp": webp, "png": rgba}))
+    run("decode_costs", decode_costs)
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         server = Server(args.port)
