@@ -17,6 +17,7 @@ Framework-free: asyncio and the standard library only.
 import asyncio
 import logging
 import multiprocessing
+import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -37,6 +38,9 @@ INLINE_BYTES = 64 * 1024
 INLINE_PIXELS = 512 * 512
 # Cheap uploads of a batch go to a decoder this many at a time.
 CHUNK = 64
+# Decoders yield the CPU to the event loop when both want it: a heavy upload waits a little
+# longer, every other request does not.
+NICENESS = 10
 
 
 class DecoderCrashed(InternalError):
@@ -59,12 +63,9 @@ class DecodePool:
         self._waiting = 0
 
     def _new_executor(self) -> ProcessPoolExecutor:
-        return ProcessPoolExecutor(self.workers, mp_context=self._context)
-
-    @property
-    def waiting(self) -> int:
-        """Jobs waiting for a free process."""
-        return self._waiting
+        return ProcessPoolExecutor(
+            self.workers, mp_context=self._context, initializer=os.nice, initargs=(NICENESS,)
+        )
 
     async def start(self) -> None:
         """Start every process now, bound to the running loop, rather than on the first upload."""
