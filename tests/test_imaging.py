@@ -536,3 +536,31 @@ def test_float_levels_with_nan_are_read_without_it(digits) -> None:
     levels = dark_on_white(digits[0]).astype(np.float32) / 255
     levels[0, 0] = np.nan
     assert np.isfinite(to_model_input(encode(Image.fromarray(levels), "TIFF"))).all()
+
+
+@pytest.mark.parametrize(
+    ("size", "mode", "params", "chunk"),
+    [
+        ((300, 200), "RGB", {"lossless": True}, b"VP8L"),
+        ((301, 199), "RGB", {"quality": 80}, b"VP8 "),
+        ((64, 48), "RGBA", {"quality": 80}, b"VP8X"),  # lossy with alpha: the extended form
+    ],
+    ids=["lossless", "lossy", "extended"],
+)
+def test_webp_size_is_read_from_its_header_as_pillow_reads_it(size, mode, params, chunk) -> None:
+    from app.imaging.decode import _webp_size
+
+    upload = encode(Image.new(mode, size), "WEBP", **params)
+    assert upload[12:16] == chunk
+    assert _webp_size(upload) == Image.open(io.BytesIO(upload)).size == size
+
+
+def test_a_costly_webp_is_refused_before_pillow_opens_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    heavy = encode(Image.new("L", (4000, 4000), 255), "WEBP", lossless=True)
+
+    def unexpected(*args: object, **kwargs: object) -> None:
+        raise AssertionError("Image.open was called")
+
+    monkeypatch.setattr(Image, "open", unexpected)
+    with pytest.raises(TooLargeError, match=r"4000×4000 WEBP would take 244 MiB"):
+        decode(heavy)

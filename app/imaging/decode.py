@@ -212,6 +212,9 @@ def _open(
 ) -> Image.Image:
     if not data:
         raise UnsupportedMediaError("the upload is empty (0 bytes), expected an image")
+    webp = _webp_size(data)
+    if webp is not None:  # a WebP's cost does not depend on its mode
+        _refuse_if_costly(webp, None, "WEBP", max_pixels, max_decode_bytes)
     try:
         img = Image.open(io.BytesIO(data), formats=FORMATS)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
@@ -221,19 +224,9 @@ def _open(
     except _DECODE_ERRORS as exc:
         raise _corrupt("image", exc) from exc
     # Image.open has parsed the header only, so this refuses bombs before they inflate.
-    width, height = img.size
-    if max_pixels is not None and width * height > max_pixels:
-        raise TooLargeError(
-            f"the image is {width}×{height} = {width * height} pixels, more than {max_pixels}"
-        )
+    size = img.size
     img.draft("L", (WORK_SIZE, WORK_SIZE))  # JPEG only: decode grey, at 1/2..1/8 scale if big
-    cost = decode_cost(img.mode, img.size, img.format)
-    if cost > max_decode_bytes:
-        raise TooLargeError(
-            f"decoding this {width}×{height} {img.format} ({img.mode}) would take "
-            f"{cost / 2**20:.0f} MiB, more than the {max_decode_bytes / 2**20:.0f} MiB allowed "
-            "for one image"
-        )
+    _refuse_if_costly(size, img.mode, img.format, max_pixels, max_decode_bytes, img.size)
     try:
         img.load()
         # Checked first because exif_transpose costs several times more even when it does nothing.
@@ -242,6 +235,47 @@ def _open(
     except _DECODE_ERRORS as exc:
         raise _corrupt(img.format or "image", exc) from exc
     return img
+
+
+def _refuse_if_costly(
+    size: tuple[int, int],
+    mode: str | None,
+    fmt: str | None,
+    max_pixels: int | None,
+    max_decode_bytes: int,
+    decoded: tuple[int, int] | None = None,
+) -> None:
+    """TooLargeError for an image of more than `max_pixels` pixels, or whose decoding at the
+    `decoded` size (a JPEG's draft size; else its own) would take more than `max_decode_bytes`."""
+    width, height = size
+    if max_pixels is not None and width * height > max_pixels:
+        raise TooLargeError(
+            f"the image is {width}×{height} = {width * height} pixels, more than {max_pixels}"
+        )
+    cost = decode_cost(mode or "", decoded or size, fmt)
+    if cost > max_decode_bytes:
+        kind = f"{fmt} ({mode})" if mode else fmt
+        raise TooLargeError(
+            f"decoding this {width}×{height} {kind} would take {cost / 2**20:.0f} MiB, "
+            f"more than the {max_decode_bytes / 2**20:.0f} MiB allowed for one image"
+        )
+
+
+def _webp_size(data: bytes) -> tuple[int, int] | None:
+    """A WebP's canvas size from its first chunk's header, None for anything else: Pillow's
+    WebP opener sets up libwebp's whole decoder, buffers included, before it tells the size."""
+    if data[:4] != b"RIFF" or data[8:12] != b"WEBP" or len(data) < 30:
+        return None
+    chunk = data[12:16]
+    if chunk == b"VP8X":  # extended: the canvas, 24 bits a side, minus one
+        return 1 + int.from_bytes(data[24:27], "little"), 1 + int.from_bytes(data[27:30], "little")
+    if chunk == b"VP8L":  # lossless: 14 bits a side, minus one, after a signature byte
+        bits = int.from_bytes(data[21:25], "little")
+        return 1 + (bits & 0x3FFF), 1 + (bits >> 14 & 0x3FFF)
+    if chunk == b"VP8 ":  # lossy: 14 bits a side after the frame tag and start code
+        width, height = struct.unpack_from("<HH", data, 26)
+        return width & 0x3FFF, height & 0x3FFF
+    return None
 
 
 def _unreadable(data: bytes) -> RequestError:
