@@ -1,7 +1,7 @@
 # The lenet5 service: FastAPI on onnxruntime with the shipped model, no torch, no compilers.
 #
 #   docker build -t lenet5 .
-#   docker run -p 8000:8000 -e LENET5_WORKERS=2 lenet5
+#   docker run -p 8000:8000 --memory 512m lenet5
 
 # The runtime dependencies, read from pyproject.toml, in a venv without pip. Its layer changes
 # only with the dependencies.

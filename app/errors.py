@@ -21,7 +21,11 @@ class CorruptImageError(RequestError):
 
 
 class TooLargeError(RequestError):
-    """A body, an image's pixels or a batch over its limit."""
+    """A body, an image's pixels or its decoding's memory, or a batch over its limit."""
+
+
+class UnreadBodyTooLargeError(TooLargeError):
+    """A body over its limit, left unread: its connection is closed rather than read on."""
 
 
 class NoInkError(RequestError):
@@ -42,6 +46,18 @@ class ClientLeftError(RequestError):
 
 class NotReadyError(RequestError):
     """No model is loaded yet."""
+
+
+class BusyError(RequestError):
+    """Every decoder is busy and its queue full, or the uploads held at once are at their
+    limit: the same request may succeed a moment later."""
+
+    retry_after = 1  # seconds
+
+
+class InternalError(RequestError):
+    """A bug met while reading one upload (logged): that upload's answer alone, the others
+    are answered as usual."""
 
 
 class UnauthenticatedError(RequestError):
@@ -66,6 +82,8 @@ STATUS: dict[type[RequestError], int] = {
     InvalidContentLengthError: 400,
     ClientLeftError: 400,
     NotReadyError: 503,
+    BusyError: 503,
+    InternalError: 500,
     UnauthenticatedError: 401,
     NotAllowedError: 403,
     ModelRefusedError: 409,

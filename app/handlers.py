@@ -1,8 +1,8 @@
 """The app's exception handlers: every error answers with the JSON body {"detail": ...}.
 
-A domain error (app.errors) gets the status its kind has in app.errors.STATUS; FastAPI's own
-HTTP errors (404, 405) and validation errors keep theirs; anything else is a 500 that is logged
-and tells the client nothing more.
+A domain error (app.errors) gets the status its kind has in app.errors.STATUS and the headers
+it has in HEADERS; FastAPI's own HTTP errors (404, 405) and validation errors keep theirs;
+anything else is a 500 that is logged and tells the client nothing more.
 """
 
 import logging
@@ -14,14 +14,31 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 
-from app.errors import RequestError, UnauthenticatedError, http_status
+from app.errors import (
+    BusyError,
+    InternalError,
+    RequestError,
+    UnauthenticatedError,
+    UnreadBodyTooLargeError,
+    http_status,
+)
 
 log = logging.getLogger("lenet5")
 
 
+# The headers an error's kind needs beside its status.
+HEADERS: dict[type[RequestError], dict[str, str]] = {
+    UnauthenticatedError: {"WWW-Authenticate": "Bearer"},
+    BusyError: {"Retry-After": str(BusyError.retry_after)},
+    UnreadBodyTooLargeError: {"Connection": "close"},
+}
+
+
 async def request_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestError)
-    headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, UnauthenticatedError) else None
+    if isinstance(exc, InternalError):
+        log.error("%s on %s %s", exc, request.method, request.url.path)
+    headers = next((HEADERS[kind] for kind in type(exc).__mro__ if kind in HEADERS), None)
     return JSONResponse({"detail": str(exc)}, http_status(exc), headers)
 
 

@@ -13,16 +13,21 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
 
+from app import protocol
 from app.handlers import HANDLERS
 from app.metrics import MetricsMiddleware
 from app.routes import model, operations, predict
 from app.service import Service, lifespan
 from app.settings import Settings
+from app.uploads import BodyBudget
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The service; `settings` defaults to the LENET5_* environment."""
     service = Service(settings or Settings())
+    settings = service.settings
+    protocol.configured(settings.max_header_bytes, settings.header_timeout,
+                        settings.body_timeout, settings.max_connections)  # fmt: skip
     app = FastAPI(
         title="lenet5",
         version=package_version("lenet5"),
@@ -43,6 +48,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_methods=["GET", "POST"],
             allow_headers=["Authorization", "Content-Type"],
         )
+    app.add_middleware(BodyBudget, limit=settings.max_body_memory_bytes)
     access_log = service.access_log.write if service.access_log else None
     app.add_middleware(MetricsMiddleware, metrics=service.metrics, access_log=access_log)
     return app

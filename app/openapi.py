@@ -8,15 +8,17 @@ from app.schemas import Error
 def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI `responses` for error statuses, each with the Error model."""
     texts = {
-        400: "an invalid Content-Length, or the client left before sending the whole body",
+        400: "an invalid Content-Length, or the client left before its answer",
         401: "missing or wrong bearer token",
         403: "reloading over HTTP is off (no LENET5_RELOAD_TOKEN)",
         409: "the model file was refused; the previous model keeps serving",
-        413: "the body, the image's pixels or the batch is over its limit",
+        413: "the body, the image's pixels or decoding memory, the batch, a part's headers or "
+        "the part count is over its limit",
         415: "not an image in a supported format, or an unsupported Content-Type",
         422: "a damaged image, an image without ink, a malformed multipart body, a missing "
         "field or an invalid parameter",
-        503: "the model is not loaded",
+        500: "a bug met while reading the image (logged); other requests are not affected",
+        503: "the model is not loaded, or every decoder is busy (see Retry-After)",
     }
     return {status: {"model": Error, "description": texts[status]} for status in statuses}
 

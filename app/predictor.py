@@ -25,6 +25,7 @@ from pydantic import ValidationError
 
 from app.errors import RequestError
 from app.imaging import to_model_input, to_model_inputs
+from app.imaging.decode import DEFAULT_DECODE_MEMORY
 from model.spec import (
     ACTIVATIONS,
     DIGITS,
@@ -66,6 +67,7 @@ class Predictor:
     metadata: ModelMetadata
     spec: InputSpec
     max_pixels: int | None = None  # most pixels an upload may have (Settings.max_image_pixels)
+    max_decode_bytes: int = DEFAULT_DECODE_MEMORY  # Settings.decode_memory_bytes
     version: str = field(init=False)
     j: float = field(init=False)
     score: Callable[[list[float]], float] = field(init=False)
@@ -80,7 +82,14 @@ class Predictor:
         set_(self, "threshold", meta.rejection.threshold)
 
     @classmethod
-    def load(cls, path: Path, *, threads: int = 1, max_pixels: int | None = None) -> "Predictor":
+    def load(
+        cls,
+        path: Path,
+        *,
+        threads: int = 1,
+        max_pixels: int | None = None,
+        max_decode_bytes: int = DEFAULT_DECODE_MEMORY,
+    ) -> "Predictor":
         """Open and check the model at `path`; ModelError says what is wrong with it."""
         try:
             data = path.read_bytes()
@@ -104,7 +113,8 @@ class Predictor:
         except Exception as exc:  # onnx raises its own types for a graph it cannot cut
             raise ModelError(f"{path}: cannot cut the graph down to `distances`: {exc}") from exc
         sha256 = hashlib.sha256(data).hexdigest()
-        predictor = cls(session, distances_session, path, sha256, metadata, spec, max_pixels)
+        predictor = cls(session, distances_session, path, sha256, metadata, spec, max_pixels,
+                        max_decode_bytes)  # fmt: skip
         predictor.smoke_test()
         return predictor
 
@@ -120,7 +130,11 @@ class Predictor:
 
     def preprocess(self, data: bytes) -> np.ndarray:
         """The upload as the (1, 32, 32) model input; RequestError if it cannot be."""
-        return to_model_input(data, self.spec, self.max_pixels)
+        return to_model_input(data, *self.limits())
+
+    def limits(self) -> tuple[InputSpec, int | None, int]:
+        """to_model_inputs' arguments after the uploads, for running it elsewhere."""
+        return self.spec, self.max_pixels, self.max_decode_bytes
 
     def run(self, images: np.ndarray) -> np.ndarray:
         """(N, 1, 32, 32) inputs -> (N, 10) RBF distances."""
@@ -132,7 +146,11 @@ class Predictor:
 
     def explain(self, data: bytes) -> dict[str, Any]:
         """The answer plus what the network sees and every layer's activations."""
-        image = self.preprocess(data)[None]
+        return self.explain_input(self.preprocess(data))
+
+    def explain_input(self, model_input: np.ndarray) -> dict[str, Any]:
+        """explain() of an upload already made the (1, 32, 32) model input."""
+        image = model_input[None]
         distances, *activations = self.session.run(list(OUTPUT_NAMES), {INPUT_NAME: image})
         result = self.answer(distances[0])
         layers = {name: value[0] for name, value in zip(ACTIVATIONS, activations, strict=True)}
@@ -146,9 +164,15 @@ class Predictor:
     def predict_many(self, uploads: Sequence[bytes]) -> list[dict[str, Any] | RequestError]:
         """One answer per upload, in order, through one onnxruntime call; an upload that
         cannot be read gets its RequestError in its place."""
-        inputs, errors = to_model_inputs(uploads, self.spec, self.max_pixels)
+        inputs, errors = to_model_inputs(uploads, *self.limits())
+        return self.answers(inputs, errors, len(uploads))
+
+    def answers(
+        self, inputs: np.ndarray, errors: dict[int, RequestError], count: int
+    ) -> list[dict[str, Any] | RequestError]:
+        """predict_many's answers from to_model_inputs' result for `count` uploads."""
         rows = iter(self.run(inputs) if len(inputs) else ())
-        return [errors[i] if i in errors else self.answer(next(rows)) for i in range(len(uploads))]
+        return [errors[i] if i in errors else self.answer(next(rows)) for i in range(count)]
 
     def answer(self, distances: np.ndarray) -> dict[str, Any]:
         """The API's answer from one image's ten RBF distances.

@@ -4,6 +4,7 @@
 import argparse
 import copy
 import os
+import resource
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +21,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--workers",
         type=int,
         default=1,
-        help="worker processes, each with its own model (default: %(default)s); "
-        "SIGHUP to the parent restarts them one by one, to a worker reloads its model",
+        help="worker processes, each with its own model, decoders and /metrics (default: "
+        "%(default)s); one per container is the supported way, scale with containers",
     )
     parser.add_argument(
         "--model",
@@ -40,6 +41,7 @@ def main(args: argparse.Namespace) -> int:
     if args.model is not None:
         # Through the environment, so that every worker process builds the same Settings.
         os.environ["LENET5_MODEL_PATH"] = str(args.model.resolve())
+    raise_open_file_limit()
     uvicorn.run(
         "app.main:create_app",
         factory=True,
@@ -47,12 +49,22 @@ def main(args: argparse.Namespace) -> int:
         port=args.port,
         workers=args.workers,
         loop="uvloop",
-        http="httptools",
+        # httptools with the header size, read timeouts and connection cap it lacks; the
+        # limits come from the LENET5_* settings, applied by create_app in each worker.
+        http="app.protocol:GuardedHttpToolsProtocol",
         # The service writes its own access log (app/access_log.py), at a fraction of the cost.
         access_log=False,
         log_config=log_config(access_log=not args.no_access_log),
     )
     return 0
+
+
+def raise_open_file_limit() -> None:
+    """Lift the soft open-file limit to the hard one, so that the connection cap
+    (LENET5_MAX_CONNECTIONS), not the file limit, is what refuses connections."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 def log_config(access_log: bool = True) -> dict[str, Any]:

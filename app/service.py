@@ -19,6 +19,7 @@ from app.access_log import AccessLog
 from app.batching import Batcher
 from app.errors import NotReadyError, RequestError
 from app.metrics import Metrics
+from app.pool import DecodePool
 from app.predictor import ModelError, Predictor
 from app.settings import Settings
 
@@ -27,21 +28,25 @@ log = logging.getLogger("lenet5")
 
 @dataclass
 class Service:
-    """What the routes share: the settings, the metrics, the Predictor now serving and the
-    Batcher that runs its model for /predict."""
+    """What the routes share: the settings, the metrics, the Predictor now serving, the
+    Batcher that runs its model for /predict, and the decoder processes."""
 
     settings: Settings
     metrics: Metrics = field(default_factory=Metrics)
     access_log: AccessLog | None = field(default_factory=AccessLog.configured)
     predictor: Predictor | None = None
     batcher: Batcher[dict[str, Any] | RequestError] | None = None
+    pool: DecodePool | None = None
     reloading: asyncio.Lock = field(default_factory=asyncio.Lock)
     _background: set[asyncio.Task[None]] = field(default_factory=set)
 
     def load(self) -> Predictor:
         settings = self.settings
         return Predictor.load(
-            settings.model_path, threads=settings.threads, max_pixels=settings.max_image_pixels
+            settings.model_path,
+            threads=settings.threads,
+            max_pixels=settings.max_image_pixels,
+            max_decode_bytes=settings.decode_memory_bytes,
         )
 
     def serve(self, predictor: Predictor) -> None:
@@ -59,10 +64,15 @@ class Service:
             old = self.predictor
             try:
                 new = await anyio.to_thread.run_sync(self.load)
-            except ModelError as exc:
+            except Exception as exc:
+                # Whatever the file did (a bug in reading it included), it does not serve, and
+                # a SIGHUP's refusal is logged and counted just like an HTTP one.
                 self.metrics.reloads.labels("refused").inc()
-                log.error("reload refused, still serving %s: %s", old and old.version, exc)
-                raise
+                log.error("reload refused, still serving %s: %s", old and old.version, exc,
+                          exc_info=not isinstance(exc, ModelError))  # fmt: skip
+                if isinstance(exc, ModelError):
+                    raise
+                raise ModelError(f"{self.settings.model_path}: {exc}") from exc
             self.serve(new)
             self.metrics.reloads.labels("ok").inc()
         return {
@@ -88,6 +98,9 @@ class Service:
             task.cancel()
         self.predictor = None
         self.batcher = None
+        if self.pool is not None:
+            self.pool.close()
+            self.pool = None
 
 
 @contextmanager
@@ -116,6 +129,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     # A model that does not load stops the start: better no server than one that never answers.
     service.serve(service.load())
     service.reloading = asyncio.Lock()  # bound to this event loop, the one serving
+    settings = service.settings
+    service.pool = DecodePool(settings.decode_workers, settings.decode_queue, ["app.imaging"])
+    await service.pool.start()
     # Everything loaded so far lives as long as the process: frozen, the garbage collector
     # stops walking it on every full collection, which under load set the latency's tail.
     gc.collect()
@@ -135,12 +151,14 @@ async def get_service(request: Request) -> Service:
     return request.app.state.service
 
 
-def serving(request: Request) -> tuple[Predictor, Batcher[dict[str, Any] | RequestError]]:
-    """The Predictor serving now and its Batcher; 503 before the model is loaded."""
+def serving(
+    request: Request,
+) -> tuple[Predictor, Batcher[dict[str, Any] | RequestError], DecodePool]:
+    """The Predictor serving now, its Batcher and the decoders; 503 before the model is loaded."""
     service: Service = request.app.state.service
-    if service.predictor is None or service.batcher is None:
+    if service.predictor is None or service.batcher is None or service.pool is None:
         raise NotReadyError("the model is not loaded")
-    return service.predictor, service.batcher
+    return service.predictor, service.batcher, service.pool
 
 
 async def get_predictor(request: Request) -> Predictor:

@@ -7,6 +7,8 @@ from typing import Annotated
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from app.imaging.decode import DEFAULT_DECODE_MEMORY
+
 MiB = 1024 * 1024
 
 
@@ -41,7 +43,47 @@ class Settings(BaseSettings):
     max_batch: int = Field(
         default=256, ge=1, description="most images in one /predict/batch request"
     )
-    max_batch_bytes: int = Field(default=64 * MiB, ge=1, description="largest /predict/batch body")
+    max_batch_bytes: int = Field(default=32 * MiB, ge=1, description="largest /predict/batch body")
+    max_body_memory_bytes: int = Field(
+        default=48 * MiB,
+        ge=1,
+        description="bytes of request bodies held at once, all requests together; 503 past it",
+    )
+    decode_workers: int = Field(
+        default=1,
+        ge=1,
+        description="decoder processes per worker, for the uploads too costly to decode inline",
+    )
+    decode_queue: int = Field(
+        default=16,
+        ge=0,
+        description="uploads that may wait for a decoder; past that, 503 with Retry-After",
+    )
+    decode_memory_bytes: int = Field(
+        default=DEFAULT_DECODE_MEMORY,
+        ge=MiB,
+        description="most memory one decode may take: sets each format's pixel limit",
+    )
+    max_header_bytes: int = Field(
+        default=16 * 1024,
+        ge=1024,
+        description="longest request line and headers; 431 past it",
+    )
+    header_timeout: float = Field(
+        default=10,
+        gt=0,
+        description="seconds a connection has to send a request's line and headers",
+    )
+    body_timeout: float = Field(
+        default=10,
+        gt=0,
+        description="seconds a request body may stall before its connection is closed",
+    )
+    max_connections: int = Field(
+        default=1000,
+        ge=1,
+        description="open connections per worker; a new one past it closes the longest idle",
+    )
     cors_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description="origins allowed to call the API from a browser, comma-separated; '*' for any",

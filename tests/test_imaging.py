@@ -17,7 +17,7 @@ from app.errors import (
     http_status,
 )
 from app.imaging import decode, frames_to_inputs, to_model_input, to_model_inputs
-from app.imaging.decode import _plain_grey_png
+from app.imaging.decode import _grey, _plain_grey_png
 from model.spec import INPUT as DEFAULT_SPEC
 from model.spec import InputSpec
 
@@ -470,8 +470,97 @@ def test_pillow_bomb_warning_becomes_too_large(monkeypatch: pytest.MonkeyPatch) 
         to_model_input(encode(np.zeros((40, 40, 3), np.uint8), "PNG"), max_pixels=10_000)
 
 
-def test_rejects_unconvertible_pixel_format() -> None:
-    lab = Image.new("LAB", (40, 40), (50, 0, 0))
-    with pytest.raises(UnsupportedMediaError, match="LAB") as caught:
-        to_model_input(encode(lab, "TIFF"))
-    assert http_status(caught.value) == 415
+def dark_on_white(digit: np.ndarray) -> np.ndarray:
+    """An MNIST digit as dark ink on white paper, 56×56: not MNIST's own format."""
+    return np.kron(255 - digit, np.ones((2, 2), np.uint8))
+
+
+def in_mode(grey: np.ndarray, mode: str) -> Image.Image:
+    """The grey levels `grey` as an image of `mode`, with the levels that mode stores."""
+    if mode in ("I", "I;16", "I;16B"):
+        wide = Image.fromarray(grey.astype(np.int32) * 257)  # 16-bit levels in mode I
+        return wide if mode == "I" else wide.convert(mode)
+    if mode == "F":
+        return Image.fromarray(grey.astype(np.float32) / 255)
+    image = Image.fromarray(grey)
+    if mode == "LA":
+        return Image.merge("LA", (image, Image.new("L", image.size, 255)))
+    if mode == "PA":
+        return Image.merge("LA", (image, Image.new("L", image.size, 255))).convert("PA")
+    if mode == "LAB":
+        zero = Image.new("L", image.size, 128)
+        return Image.merge("LAB", (image, zero, zero))
+    return image.convert("RGB").convert(mode) if mode in ("HSV", "YCbCr", "CMYK") else (
+        image.convert(mode))  # fmt: skip
+
+
+# Every mode Pillow's decoders give, with a format that can carry it (none writes HSV or PA:
+# those are read from memory).
+MODES = [
+    *[("1", "TIFF"), ("L", "PNG"), ("LA", "PNG"), ("P", "PNG"), ("PA", None), ("RGB", "WEBP")],
+    *[("RGBA", "PNG"), ("CMYK", "TIFF"), ("YCbCr", "TIFF"), ("LAB", "TIFF"), ("HSV", None)],
+    *[("I", "TIFF"), ("I;16", "PNG"), ("I;16B", "TIFF"), ("F", "TIFF")],
+]
+
+
+@pytest.mark.parametrize(("mode", "fmt"), MODES, ids=[mode for mode, _ in MODES])
+def test_every_pillow_mode_reads_as_the_same_digit(mode: str, fmt: str | None, digits) -> None:
+    grey = dark_on_white(digits[0])
+    if mode == "1":
+        grey = np.where(grey > 127, 255, 0).astype(np.uint8)
+    expected = to_model_input(encode(Image.fromarray(grey), "PNG"))
+    image = in_mode(grey, mode)
+    assert image.mode == mode
+    if fmt is None:
+        levels = np.asarray(_grey(image))
+        got = to_model_input(encode(Image.fromarray(levels), "PNG"))
+    else:
+        upload = encode(image, fmt, **({"lossless": True} if fmt == "WEBP" else {}))
+        assert Image.open(io.BytesIO(upload)).mode == mode  # the file really holds that mode
+        got = to_model_input(upload)
+    # Colour spaces round each level a little differently; the digit is the same.
+    assert np.abs(got - expected).max() < 0.05
+
+
+@pytest.mark.parametrize("levels", [(0, 255), (0, 1_000_000), (-5_000, 200), (-(2**31), 2**31 - 1)])
+def test_int32_levels_of_any_range_read_as_the_same_digit(levels, digits) -> None:
+    low, high = levels
+    grey = dark_on_white(digits[0]).astype(np.int64)
+    wide = (low + grey * ((high - low) / 255)).astype(np.int32)
+    got = to_model_input(encode(Image.fromarray(wide), "TIFF"))
+    expected = to_model_input(encode(Image.fromarray(dark_on_white(digits[0])), "PNG"))
+    assert np.abs(got - expected).max() < 0.05
+
+
+def test_float_levels_with_nan_are_read_without_it(digits) -> None:
+    levels = dark_on_white(digits[0]).astype(np.float32) / 255
+    levels[0, 0] = np.nan
+    assert np.isfinite(to_model_input(encode(Image.fromarray(levels), "TIFF"))).all()
+
+
+@pytest.mark.parametrize(
+    ("size", "mode", "params", "chunk"),
+    [
+        ((300, 200), "RGB", {"lossless": True}, b"VP8L"),
+        ((301, 199), "RGB", {"quality": 80}, b"VP8 "),
+        ((64, 48), "RGBA", {"quality": 80}, b"VP8X"),  # lossy with alpha: the extended form
+    ],
+    ids=["lossless", "lossy", "extended"],
+)
+def test_webp_size_is_read_from_its_header_as_pillow_reads_it(size, mode, params, chunk) -> None:
+    from app.imaging.decode import _webp_size
+
+    upload = encode(Image.new(mode, size), "WEBP", **params)
+    assert upload[12:16] == chunk
+    assert _webp_size(upload) == Image.open(io.BytesIO(upload)).size == size
+
+
+def test_a_costly_webp_is_refused_before_pillow_opens_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    heavy = encode(Image.new("L", (4000, 4000), 255), "WEBP", lossless=True)
+
+    def unexpected(*args: object, **kwargs: object) -> None:
+        raise AssertionError("Image.open was called")
+
+    monkeypatch.setattr(Image, "open", unexpected)
+    with pytest.raises(TooLargeError, match=r"4000×4000 WEBP would take 244 MiB"):
+        decode(heavy)

@@ -112,3 +112,17 @@ def test_autoscaler_scales_the_deployment_on_cpu() -> None:
     }
     assert hpa["minReplicas"] >= 2  # one pod lost never takes the service down
     assert [metric["resource"]["name"] for metric in hpa["metrics"]] == ["cpu"]
+
+
+def test_ingress_routes_to_the_service_with_the_body_limit_of_a_batch() -> None:
+    from app.settings import Settings
+
+    ingress = one("Ingress")
+    (rule,) = ingress["spec"]["rules"]
+    (path,) = rule["http"]["paths"]
+    backend = path["backend"]["service"]
+    service = one("Service")
+    assert backend["name"] == service["metadata"]["name"]
+    assert backend["port"]["name"] in {port["name"] for port in service["spec"]["ports"]}
+    size = ingress["metadata"]["annotations"]["nginx.ingress.kubernetes.io/proxy-body-size"]
+    assert int(size.removesuffix("m")) * 2**20 == Settings().max_batch_bytes

@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.errors import MalformedRequestError, http_status
+from app.errors import BusyError, MalformedRequestError, TooLargeError, http_status
 from app.uploads import Part, parse_multipart
 
 
@@ -92,3 +92,52 @@ def test_parse_multipart_rejects_a_truncated_upload() -> None:
     body, content_type = encoded([("file", ("d.png", b"x" * 1000, "image/png"))])
     with pytest.raises(MalformedRequestError, match="truncated"):
         parse_multipart(body[:500], content_type)
+
+
+def test_parse_multipart_caps_each_parts_headers_and_the_part_count() -> None:
+    long_header = [("file", ("x" * 9000, b"data", "image/png"))]
+    with pytest.raises(TooLargeError, match="headers exceed 8192 bytes"):
+        parse_multipart(*encoded(long_header))
+    many = [("files", (f"{i}.png", b"d", "image/png")) for i in range(5)]
+    assert len(parse_multipart(*encoded(many), max_parts=5)) == 5
+    with pytest.raises(TooLargeError, match="more than 4 parts"):
+        parse_multipart(*encoded(many), max_parts=4)
+
+
+def test_body_budget_refuses_a_body_past_what_all_requests_hold_together() -> None:
+    import asyncio
+
+    from app.uploads import BodyBudget
+
+    holding = asyncio.Event()
+    release = asyncio.Event()
+
+    async def app(scope, receive, send) -> None:
+        while (await receive()).get("more_body"):
+            pass
+        if scope["path"] == "/hold":
+            holding.set()
+            await release.wait()
+
+    budget = BodyBudget(app, limit=1000)
+
+    def receiver(size: int):
+        messages = [{"type": "http.request", "body": b"x" * size, "more_body": False}]
+
+        async def receive():
+            return messages.pop(0)
+
+        return receive
+
+    async def scenario() -> None:
+        held = asyncio.create_task(budget({"type": "http", "path": "/hold"}, receiver(800), None))
+        await holding.wait()
+        assert budget.held == 800
+        with pytest.raises(BusyError):
+            await budget({"type": "http", "path": "/"}, receiver(300), None)
+        await budget({"type": "http", "path": "/"}, receiver(200), None)  # still fits
+        release.set()
+        await held
+        assert budget.held == 0
+
+    asyncio.run(scenario())

@@ -10,12 +10,13 @@ numpy, Pillow and libspng only: this runs on every request and must stay light. 
 app.errors kinds, which say what is wrong with an upload and nothing about HTTP.
 """
 
+import logging
 from collections.abc import Sequence
 
 import numpy as np
 
-from app.errors import RequestError
-from app.imaging.decode import decode
+from app.errors import InternalError, RequestError
+from app.imaging.decode import DEFAULT_DECODE_MEMORY, decode, describe
 from app.imaging.frame import frame_digit, frames_to_inputs, in_mnist_format
 from model.spec import INPUT, InputSpec
 
@@ -29,18 +30,27 @@ __all__ = [
 ]
 
 
+log = logging.getLogger("lenet5")
+
+
 def to_model_input(
-    data: bytes, spec: InputSpec = INPUT, max_pixels: int | None = None
+    data: bytes,
+    spec: InputSpec = INPUT,
+    max_pixels: int | None = None,
+    max_decode_bytes: int = DEFAULT_DECODE_MEMORY,
 ) -> np.ndarray:
     """The encoded image `data` as the float32 (1, size, size) model input."""
-    inputs, errors = to_model_inputs([data], spec, max_pixels)
+    inputs, errors = to_model_inputs([data], spec, max_pixels, max_decode_bytes)
     if errors:
         raise errors[0]
     return inputs[0]
 
 
 def to_model_inputs(
-    uploads: Sequence[bytes], spec: InputSpec = INPUT, max_pixels: int | None = None
+    uploads: Sequence[bytes],
+    spec: InputSpec = INPUT,
+    max_pixels: int | None = None,
+    max_decode_bytes: int = DEFAULT_DECODE_MEMORY,
 ) -> tuple[np.ndarray, dict[int, RequestError]]:
     """The uploads as one float32 (M, 1, size, size) batch of model inputs, in order, and the
     error of each upload that cannot be one, by its index (M uploads have none).
@@ -49,19 +59,33 @@ def to_model_inputs(
     all at once and every frame is mapped onto the model's range in one step. For a digit,
     numpy's cost per call outweighs the arithmetic, so a batch costs far less per image than
     one image alone (bench/service.py).
+
+    Whatever goes wrong with one upload is that upload's error alone: an exception that is not
+    a RequestError is a bug, logged with the upload's size and type and answered as
+    InternalError for that upload, while the others are read as usual.
     """
     greys: dict[int, np.ndarray] = {}
     errors: dict[int, RequestError] = {}
     for index, data in enumerate(uploads):
         try:
-            greys[index] = decode(data, max_pixels)
+            greys[index] = decode(data, max_pixels, max_decode_bytes)
         except RequestError as exc:
             errors[index] = exc
-    frames = []
+        except Exception as exc:
+            errors[index] = _internal(data, "decoding", exc)
+    frames = {}
     for (index, grey), ready in zip(greys.items(), in_mnist_format(list(greys.values()), spec),
                                     strict=True):  # fmt: skip
         try:
-            frames.append(grey if ready else frame_digit(grey, spec))
+            frames[index] = grey if ready else frame_digit(grey, spec)
         except RequestError as exc:
             errors[index] = exc
-    return frames_to_inputs(frames, spec), errors
+        except Exception as exc:
+            errors[index] = _internal(uploads[index], "framing", exc)
+    return frames_to_inputs(list(frames.values()), spec), errors
+
+
+def _internal(data: bytes, step: str, exc: Exception) -> InternalError:
+    kind = describe(data)
+    log.error("bug while %s an upload of %d bytes (%s)", step, len(data), kind, exc_info=exc)
+    return InternalError(f"internal error while {step} the image ({kind}); it is logged")

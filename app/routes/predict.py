@@ -1,6 +1,6 @@
 """/predict and /predict/batch: the digit in one image, or in several."""
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import anyio.to_thread
@@ -18,15 +18,16 @@ from app.errors import (
     http_status,
 )
 from app.openapi import BINARY, errors, request_body
-from app.predictor import Predictor
+from app.pool import cheap, prepare
 from app.routes import json_response
 from app.schemas import BatchPrediction, Prediction
 from app.service import PredictorDep, Service, ServiceDep, serving
 from app.uploads import (
     Part,
+    cancelled_on_disconnect,
     field_names,
     media_type_of,
-    parse_multipart,
+    parsed,
     read_body,
     too_large,
     upload,
@@ -87,7 +88,7 @@ router = APIRouter()
 PREDICT_ROUTE: dict[str, Any] = {
     "methods": ["POST"],
     "response_model": Prediction,
-    "responses": errors(400, 413, 415, 422, 503),
+    "responses": errors(400, 413, 415, 422, 500, 503),
     "openapi_extra": PREDICT_BODY | {"parameters": [EXPLAIN]},
     "tags": ["predict"],
 }
@@ -96,12 +97,23 @@ PREDICT_ROUTE: dict[str, Any] = {
 async def predict(request: Request) -> Response:
     """Read the digit in one image: ten RBF distances, the digit, probabilities, rejection."""
     service: Service = request.app.state.service
-    predictor, batcher = serving(request)
+    predictor, batcher, pool = serving(request)
     explain = query_flag(request, "explain")
     data = await upload(request, service.settings.max_upload_bytes)
-    # On the event loop, not in a thread: a digit takes well under a millisecond, less than a
-    # thread hop (bench/service.py); the uploads of concurrent requests are read together.
-    result = predictor.explain(data) if explain else await batcher.read(data)
+    result: dict[str, Any] | RequestError
+    if cheap(data):
+        # On the event loop: a small PNG takes well under a millisecond, less than a hop to
+        # a thread or a process (bench/service.py); concurrent uploads are read together.
+        result = predictor.explain(data) if explain else await batcher.read(data)
+    else:
+        async with cancelled_on_disconnect(request):
+            inputs, failed = await prepare(pool, [data], predictor.limits())
+        if failed:
+            result = failed[0]
+        elif explain:
+            result = predictor.explain_input(inputs[0])
+        else:
+            result = predictor.answers(inputs, failed, 1)[0]
     if isinstance(result, RequestError):
         raise result
     service.metrics.observe_prediction(result)
@@ -131,28 +143,38 @@ def query_flag(request: Request, name: str) -> bool:
 )
 async def predict_batch(request: Request, service: ServiceDep, predictor: PredictorDep) -> Response:
     """Read several images in one request; an unreadable one gets an error entry in its place."""
+    pool = serving(request)[2]
     settings = service.settings
     content_type = request.headers.get("content-type", "")
     if media_type_of(content_type) != "multipart/form-data":
         raise UnsupportedMediaError("send the images as multipart/form-data fields 'files'")
-    parts = parse_multipart(await read_body(request, settings.max_batch_bytes), content_type)
+    body = await read_body(request, settings.max_batch_bytes)
+    # Room for a few other fields beside the images, which are counted below.
+    parts = await parsed(body, content_type, settings.max_batch + 16)
+    del body  # the parts hold their own copies: what BodyBudget counts is not held twice
     files = [part for part in parts if part.name == "files"]
     if not files:
         raise MalformedRequestError(f"no multipart field 'files' (fields: {field_names(parts)})")
     if len(files) > settings.max_batch:
         raise TooLargeError(f"{len(files)} images, more than the {settings.max_batch} allowed")
-    # One onnxruntime call for all, in a worker thread: a large batch takes long enough to
-    # stall every other request if run on the event loop.
-    results = await anyio.to_thread.run_sync(batch, predictor, files, settings.max_upload_bytes)
+    limit = settings.max_upload_bytes
+    fits = [part.data for part in files if len(part.data) <= limit]
+    async with cancelled_on_disconnect(request):
+        inputs, failed = await prepare(pool, fits, predictor.limits())
+        # One onnxruntime call for all, in a worker thread: a large batch takes long enough to
+        # stall every other request if run on the event loop.
+        answers = await anyio.to_thread.run_sync(predictor.answers, inputs, failed, len(fits))
+    results = batch_results(files, iter(answers), limit)
     for result in results:
         if "error" not in result:
             service.metrics.observe_prediction(result)
     return json_response({"results": results})
 
 
-def batch(predictor: Predictor, files: list[Part], limit: int) -> list[dict[str, Any]]:
-    fits = [part for part in files if len(part.data) <= limit]
-    answers = iter(predictor.predict_many([part.data for part in fits]))
+def batch_results(
+    files: list[Part], answers: Iterator[dict[str, Any] | RequestError], limit: int
+) -> list[dict[str, Any]]:
+    """One entry per image: its answer, or its error beside its filename."""
     results: list[dict[str, Any]] = []
     for part in files:
         answer = next(answers) if len(part.data) <= limit else too_large("the image", limit)

@@ -1,0 +1,148 @@
+"""A bounded pool of decoder processes, for the uploads too costly to read on the event loop.
+
+Processes, not threads: Pillow holds the GIL while it decodes some formats (WebP among them),
+so a decoder thread would still stall every other request; a process does not, and its memory
+is its own, bounded by the per-format pixel limits it applies before decoding (the README's
+"How the limits add up" has the measurements behind both choices).
+
+At most `workers` jobs run at once and at most `queue` more wait for a process; past that,
+`run` refuses at once with BusyError (the service answers 503 with Retry-After) rather than
+letting a backlog grow without bound. A caller cancelled while it waits (its client went
+away) leaves the queue without its job ever starting; one cancelled while its job runs lets
+that job finish in its process, and nothing the caller would have done after it runs.
+
+Framework-free: asyncio and the standard library only.
+"""
+
+import asyncio
+import logging
+import multiprocessing
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any, TypeVar
+
+import numpy as np
+
+from app.errors import BusyError, InternalError, RequestError
+from app.imaging import to_model_inputs
+from app.imaging.decode import is_cheap
+from model.spec import InputSpec
+
+T = TypeVar("T")
+log = logging.getLogger("lenet5")
+# What the event loop decodes itself: a PNG this small takes well under a millisecond, less
+# than a trip to a decoder process; anything else goes to the pool.
+INLINE_BYTES = 64 * 1024
+INLINE_PIXELS = 512 * 512
+# Cheap uploads of a batch go to a decoder this many at a time.
+CHUNK = 64
+# Decoders yield the CPU to the event loop when both want it: a heavy upload waits a little
+# longer, every other request does not.
+NICENESS = 10
+
+
+class DecoderCrashed(InternalError):
+    """A decoder process died during a job (killed for its memory, or a crash in a codec)."""
+
+
+class DecodePool:
+    """`workers` processes; `preload` names the modules each one imports before its first job,
+    so that the first heavy upload does not also pay for starting Pillow and numpy."""
+
+    def __init__(self, workers: int, queue: int, preload: Sequence[str] = ()) -> None:
+        self.workers = workers
+        self.queue = queue
+        # forkserver, not fork: the parent runs onnxruntime's threads, which a fork would copy
+        # in whatever state they are in.
+        self._context = multiprocessing.get_context("forkserver")
+        self._context.set_forkserver_preload(list(preload))
+        self._executor = self._new_executor()
+        self._slots = asyncio.Semaphore(workers)
+        self._waiting = 0
+
+    def _new_executor(self) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(
+            self.workers, mp_context=self._context, initializer=os.nice, initargs=(NICENESS,)
+        )
+
+    async def start(self) -> None:
+        """Start every process now, bound to the running loop, rather than on the first upload."""
+        self._slots = asyncio.Semaphore(self.workers)
+        await asyncio.gather(*(self.run(int) for _ in range(self.workers)))
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        """`fn(*args)` in a decoder process; BusyError when the queue is full."""
+        if self._slots.locked() and self._waiting >= self.queue:
+            waiting = self._waiting
+            raise BusyError(f"all {self.workers} decoders are busy and {waiting} uploads wait")
+        self._waiting += 1
+        try:
+            await self._slots.acquire()  # cancelled here: the job never starts
+        finally:
+            self._waiting -= 1
+        try:
+            executor, job = self._submit(fn, *args)
+        except BaseException:
+            self._slots.release()
+            raise
+        loop = asyncio.get_running_loop()
+        # The slot comes back when the process is done, not when an impatient caller leaves.
+        job.add_done_callback(lambda _: _call_soon(loop, self._slots.release))
+        try:
+            return await asyncio.wrap_future(job)
+        except BrokenProcessPool as exc:
+            self._replace(executor)
+            raise DecoderCrashed("the decoder process died while reading this upload") from exc
+
+    def _submit(self, fn: Callable[..., T], *args: Any) -> tuple[ProcessPoolExecutor, Future[T]]:
+        executor = self._executor
+        try:
+            return executor, executor.submit(fn, *args)
+        except BrokenProcessPool:  # a process died between two jobs: not this job's doing
+            self._replace(executor)
+            return self._executor, self._executor.submit(fn, *args)
+
+    def _replace(self, broken: ProcessPoolExecutor) -> None:
+        # Every job of a broken executor fails with it; the first to notice replaces it.
+        if broken is self._executor:
+            log.error("a decoder process died; starting new ones")
+            self._executor = self._new_executor()
+            broken.shutdown(wait=False, cancel_futures=True)
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+def _call_soon(loop: asyncio.AbstractEventLoop, callback: Callable[[], None]) -> None:
+    if not loop.is_closed():
+        loop.call_soon_threadsafe(callback)
+
+
+def cheap(upload: bytes) -> bool:
+    """Whether the event loop may decode `upload` itself."""
+    return is_cheap(upload, INLINE_BYTES, INLINE_PIXELS)
+
+
+async def prepare(
+    pool: DecodePool, uploads: Sequence[bytes], limits: tuple[InputSpec, int | None, int]
+) -> tuple[np.ndarray, dict[int, RequestError]]:
+    """to_model_inputs(uploads, *limits) in the pool: the cheap uploads CHUNK at a time, each
+    costly one alone, and one job after the other, so that one request holds one decoder at a
+    time and a cancelled request stops between two jobs."""
+    groups: list[list[int]] = []
+    for index, upload in enumerate(uploads):
+        if cheap(upload) and groups and len(groups[-1]) < CHUNK and cheap(uploads[groups[-1][0]]):
+            groups[-1].append(index)
+        else:
+            groups.append([index])
+    inputs: list[np.ndarray] = []
+    errors: dict[int, RequestError] = {}
+    for group in groups:
+        part, failed = await pool.run(to_model_inputs, [uploads[i] for i in group], *limits)
+        errors.update({group[i]: error for i, error in failed.items()})
+        inputs.append(part)
+    spec = limits[0]
+    empty = np.empty((0, 1, spec.size, spec.size), np.float32)
+    return (np.concatenate(inputs) if inputs else empty), errors

@@ -1,0 +1,50 @@
+"""app.pool: the bounded decoder processes, on their own."""
+
+import asyncio
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from app.errors import BusyError
+from app.pool import NICENESS, DecodePool
+
+
+def niceness(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[16])
+
+
+def test_the_queue_is_bounded_and_a_cancelled_waiter_never_runs(tmp_path: Path) -> None:
+    marker = tmp_path / "ran"
+
+    async def scenario() -> None:
+        pool = DecodePool(1, queue=1)
+        try:
+            await pool.start()
+            running = asyncio.create_task(pool.run(time.sleep, 0.5))
+            await asyncio.sleep(0.05)
+            waiting = asyncio.create_task(pool.run(marker.touch))
+            await asyncio.sleep(0.05)
+            with pytest.raises(BusyError, match="1 uploads wait"):
+                await pool.run(os.getpid)
+            waiting.cancel()
+            await running  # the running job finishes
+            assert await pool.run(os.getpid) != os.getpid()  # and the slot came back
+        finally:
+            pool.close()
+
+    asyncio.run(scenario())
+    assert not marker.exists()
+
+
+def test_decoders_yield_the_cpu_to_the_event_loop() -> None:
+    async def scenario() -> int:
+        pool = DecodePool(1, queue=0)
+        try:
+            await pool.start()
+            return await pool.run(os.getpid)
+        finally:
+            pool.close()
+
+    assert niceness(asyncio.run(scenario())) == min(19, niceness(os.getpid()) + NICENESS)
