@@ -1,0 +1,359 @@
+"""The Open Inference Protocol ("v2", as KServe, Triton, MLServer and Seldon speak it) beside the
+service's own API: tritonclient, kserve and v2 gateways use the model unchanged.
+
+The one model is `lenet5`, at the version serving. It takes exactly one of two inputs: `image`,
+the network's own FP32 [N, 1, 32, 32] input already on its scale, or `upload`, BYTES [N] of image
+files that go through the same preprocessing as /predict. It answers `distances` FP32 [N, 10],
+`digit` INT64 [N] and `rejected` BOOL [N]. Errors answer {"error": ...} as the protocol's clients
+read them: 400 for a request or tensor that is wrong, 404 for an unknown model, version or
+endpoint, 413 over a limit, 503 before the model is loaded.
+"""
+
+from collections.abc import Callable, Coroutine
+from importlib.metadata import version as package_version
+from typing import TYPE_CHECKING, Any
+
+import anyio.to_thread
+import numpy as np
+import orjson
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from fastapi.routing import APIRoute
+from pydantic import BaseModel
+
+from app.errors import RequestError, TooLargeError, http_status
+from app.imaging import to_model_inputs
+from app.inference_protocol import (
+    BINARY_EXTENSION,
+    HEADER_LENGTH,
+    InferRequest,
+    ProtocolError,
+    TensorSpec,
+    encode_response,
+    parse_request,
+)
+from app.inference_schemas import (
+    InferenceRequest,
+    InferenceResponse,
+    ModelMetadata,
+    ModelReady,
+    ProtocolErrorBody,
+    ServerLive,
+    ServerMetadata,
+    ServerReady,
+)
+from app.predictor import Predictor
+from app.routes import json_response
+from app.uploads import read_body
+from model.spec import DIGITS, INPUT_NAME, INPUT_SHAPE
+
+if TYPE_CHECKING:
+    from app.service import Service
+
+MODEL = "lenet5"
+PLATFORM = "onnxruntime_onnx"
+UPLOAD = "upload"
+INPUTS = {
+    INPUT_NAME: TensorSpec(INPUT_NAME, "FP32", (-1, *INPUT_SHAPE)),
+    UPLOAD: TensorSpec(UPLOAD, "BYTES", (-1,), base64=True),
+}
+OUTPUTS = {
+    "distances": TensorSpec("distances", "FP32", (-1, len(DIGITS))),
+    "digit": TensorSpec("digit", "INT64", (-1,)),
+    "rejected": TensorSpec("rejected", "BOOL", (-1,)),
+}
+# Below these, a request's work is done on the event loop: less than the hop to a worker thread
+# costs (bench/service.py measures both ways).
+INLINE_BODY_BYTES = 64 * 1024
+INLINE_IMAGES = 16
+
+
+def error_response(message: str, status_code: int) -> Response:
+    return Response(orjson.dumps({"error": message}), status_code, media_type="application/json")
+
+
+class ProtocolRoute(APIRoute):
+    """A route of the protocol: any error it meets answers {"error": ...} with its status."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def route(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except ProtocolError as exc:
+                return error_response(str(exc), exc.status_code)
+            except RequestError as exc:
+                return error_response(str(exc), http_status(exc))
+
+        return route
+
+
+router = APIRouter(prefix="/v2", route_class=ProtocolRoute, tags=["inference protocol (v2)"])
+ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"model": ProtocolErrorBody, "description": text}
+    for status, text in {
+        400: "a request or tensor the model cannot take: the message says what is wrong",
+        404: "no such model or version",
+        413: "the body, an image or the batch is over its limit",
+        503: "the model is not loaded",
+    }.items()
+}
+
+
+def service_of(request: Request) -> "Service":
+    return request.app.state.service
+
+
+def serving(request: Request, model_name: str, model_version: str | None = None) -> Predictor:
+    """The Predictor answering for `model_name` (at `model_version`); 404 for another model or
+    version, 503 before the model is loaded."""
+    if model_name != MODEL:
+        raise ProtocolError(f"unknown model '{model_name}': this server serves '{MODEL}'", 404)
+    predictor = service_of(request).predictor
+    if predictor is None:
+        raise ProtocolError("the model is not loaded", 503)
+    if model_version is not None and model_version != predictor.version:
+        raise ProtocolError(
+            f"unknown version '{model_version}' of '{MODEL}': the version serving is "
+            f"'{predictor.version}'",
+            404,
+        )
+    return predictor
+
+
+@router.get("", response_model=ServerMetadata, summary="Server metadata")
+async def server_metadata() -> Response:
+    """The server's name, version and the protocol extensions it speaks."""
+    return json_response({"name": MODEL, "version": package_version("lenet5"),
+                 "extensions": [BINARY_EXTENSION]})  # fmt: skip
+
+
+@router.get("/health/live", response_model=ServerLive, summary="Server live")
+async def server_live() -> Response:
+    """The process answers (it does not look at the model)."""
+    return json_response({"live": True})
+
+
+@router.get("/health/ready", response_model=ServerReady, responses=ERRORS, summary="Server ready")
+async def server_ready(request: Request) -> Response:
+    """The model is loaded and answers (503 until then)."""
+    if service_of(request).predictor is None:
+        raise ProtocolError("the model is not loaded", 503)
+    return json_response({"ready": True})
+
+
+def model_metadata(predictor: Predictor) -> dict[str, Any]:
+    return {
+        "name": MODEL,
+        "versions": [predictor.version],
+        "platform": PLATFORM,
+        "inputs": [spec.metadata() for spec in INPUTS.values()],
+        "outputs": [spec.metadata() for spec in OUTPUTS.values()],
+    }
+
+
+@router.get(
+    "/models/{model_name}", response_model=ModelMetadata, responses=ERRORS, summary="Model metadata"
+)
+async def model(request: Request, model_name: str) -> Response:
+    """The model's versions, platform, inputs and outputs (datatypes and shapes)."""
+    return json_response(model_metadata(serving(request, model_name)))
+
+
+@router.get(
+    "/models/{model_name}/versions/{model_version}",
+    response_model=ModelMetadata,
+    responses=ERRORS,
+    summary="Model metadata (one version)",
+)
+async def model_version(request: Request, model_name: str, model_version: str) -> Response:
+    """The model's metadata, for the version serving."""
+    return json_response(model_metadata(serving(request, model_name, model_version)))
+
+
+@router.get(
+    "/models/{model_name}/ready", response_model=ModelReady, responses=ERRORS, summary="Model ready"
+)
+async def model_ready(request: Request, model_name: str) -> Response:
+    """200 when the model can answer."""
+    serving(request, model_name)
+    return json_response({"name": MODEL, "ready": True})
+
+
+@router.get(
+    "/models/{model_name}/versions/{model_version}/ready",
+    response_model=ModelReady,
+    responses=ERRORS,
+    summary="Model ready (one version)",
+)
+async def model_version_ready(request: Request, model_name: str, model_version: str) -> Response:
+    """200 when that version of the model can answer."""
+    serving(request, model_name, model_version)
+    return json_response({"name": MODEL, "ready": True})
+
+
+def inline_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """The model's JSON schema with its definitions written in place: an operation's own
+    request body cannot refer to the $defs pydantic puts beside it."""
+    schema = model.model_json_schema()
+    definitions = schema.pop("$defs", {})
+
+    def resolve(node: Any) -> Any:
+        if isinstance(node, dict):
+            if "$ref" in node:
+                return resolve(definitions[node["$ref"].rsplit("/", 1)[1]])
+            return {key: resolve(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [resolve(item) for item in node]
+        return node
+
+    return resolve(schema)
+
+
+BINARY_BODY = {"type": "string", "format": "binary"}
+INFER: dict[str, Any] = {
+    "response_model": InferenceResponse,
+    "responses": ERRORS | {200: {"content": {"application/octet-stream": {"schema": BINARY_BODY}},
+                                 "description": "JSON, or with binary outputs the JSON header "
+                                 "(Inference-Header-Content-Length bytes) then their data"}},
+    "openapi_extra": {
+        "parameters": [{
+            "name": HEADER_LENGTH,
+            "in": "header",
+            "required": False,
+            "schema": {"type": "integer", "minimum": 0},
+            "description": "binary tensor data extension: the size of the JSON header, "
+            "binary tensors after it",
+        }],
+        "requestBody": {
+            "required": True,
+            "description": "An inference request with one input, `image` or `upload`",
+            "content": {
+                "application/json": {"schema": inline_schema(InferenceRequest)},
+                "application/octet-stream": {"schema": BINARY_BODY},
+            },
+        },
+    },
+}  # fmt: skip
+
+
+@router.post("/models/{model_name}/infer", summary="Infer", **INFER)
+async def infer(request: Request, model_name: str) -> Response:
+    """Read the digits of N images, given as the model's input tensor or as image files."""
+    return await answer(request, serving(request, model_name))
+
+
+@router.post(
+    "/models/{model_name}/versions/{model_version}/infer", summary="Infer (one version)", **INFER
+)
+async def infer_version(request: Request, model_name: str, model_version: str) -> Response:
+    """Inference with the version serving."""
+    return await answer(request, serving(request, model_name, model_version))
+
+
+@router.api_route(
+    "/{path:path}", methods=["GET", "POST", "PUT", "DELETE", "PATCH"], include_in_schema=False
+)
+async def unknown(request: Request, path: str) -> Response:
+    # Without this, a wrong path would answer FastAPI's {"detail": ...}, which v2 clients
+    # cannot read.
+    raise ProtocolError(f"no endpoint {request.method} /v2/{path} in the inference protocol", 404)
+
+
+async def answer(request: Request, predictor: Predictor) -> Response:
+    service = service_of(request)
+    settings = service.settings
+    body = await read_body(request, settings.max_batch_bytes)
+    header_length = request.headers.get(HEADER_LENGTH)
+
+    def parse() -> InferRequest:
+        return parse_request(body, header_length, INPUTS, OUTPUTS, settings.max_batch)
+
+    small = len(body) <= INLINE_BODY_BYTES
+    parsed = parse() if small else await anyio.to_thread.run_sync(parse)
+    if len(parsed.inputs) != 1:
+        raise ProtocolError(f"send one input, '{INPUT_NAME}' or '{UPLOAD}', not both")
+    tensor = next(iter(parsed.inputs.values()))
+
+    def respond(distances: np.ndarray) -> tuple[bytes, int | None]:
+        digits, rejected = predictor.verdicts(distances)
+        service.metrics.observe_predictions(digits, rejected)
+        arrays = {"distances": distances, "digit": digits, "rejected": rejected}
+        return encode_response(
+            model_name=MODEL,
+            model_version=predictor.version,
+            request_id=parsed.id,
+            parameters={"sha256": predictor.sha256},
+            outputs=[(OUTPUTS[out.name], arrays[out.name], out.binary) for out in parsed.outputs],
+        )
+
+    if isinstance(tensor.data, list):
+        check_sizes(tensor.data, settings.max_upload_bytes)
+    if isinstance(tensor.data, list) and len(tensor.data) == 1 and service.batcher is not None:
+        # One file: read together with the /predict uploads of the same turn of the event loop.
+        result = await service.batcher.read(tensor.data[0])
+        if isinstance(result, RequestError):
+            raise unreadable(0, result)
+        content, json_size = respond(np.array([list(result["distances"].values())], np.float32))
+    elif small and len(tensor.data) <= INLINE_IMAGES:
+        content, json_size = respond(distances_of(predictor, tensor.data))
+    else:
+        content, json_size = await anyio.to_thread.run_sync(
+            lambda: respond(distances_of(predictor, tensor.data))
+        )
+    if json_size is None:
+        return Response(content, media_type="application/json")
+    return Response(
+        content, media_type="application/octet-stream", headers={HEADER_LENGTH: str(json_size)}
+    )
+
+
+def distances_of(predictor: Predictor, data: np.ndarray | list[bytes]) -> np.ndarray:
+    """(N, 10) distances for the images of an `image` tensor or the files of an `upload` one."""
+    if isinstance(data, np.ndarray):
+        check_range(data, predictor)
+        return predictor.run(data)
+    inputs, errors = to_model_inputs(data, predictor.spec, predictor.max_pixels)
+    if errors:
+        first = min(errors)
+        raise unreadable(first, errors[first])
+    return predictor.run(inputs)
+
+
+# How far outside [background, ink] an input may stray, as a fraction of that range: rounding
+# when a client scales grey levels itself, and no more.
+RANGE_SLACK = 1e-3
+
+
+def check_range(images: np.ndarray, predictor: Predictor) -> None:
+    """The network's input lies between paper and full ink; anything else is another scale."""
+    spec = predictor.spec
+    slack = RANGE_SLACK * (spec.ink - spec.background)
+    low, high = float(images.min()), float(images.max())
+    step = (spec.ink - spec.background) / 255
+    if low < spec.background - slack or high > spec.ink + slack:
+        raise ProtocolError(
+            f"input '{INPUT_NAME}' holds values from {low:g} to {high:g}; the model's input "
+            f"lies from {spec.background:g} (paper) to {spec.ink:g} (full ink): scale grey "
+            f"levels g of 0..255 as {spec.background:g} + g × {step:.6g}, or send the files as "
+            f"'{UPLOAD}'"
+        )
+
+
+def check_sizes(uploads: list[bytes], limit: int) -> None:
+    for index, upload in enumerate(uploads):
+        if len(upload) > limit:
+            raise ProtocolError(
+                f"upload {index} is {len(upload)} bytes, more than the {limit} allowed for an "
+                "image",
+                413,
+            )
+
+
+def unreadable(index: int, error: RequestError) -> ProtocolError:
+    """An upload the preprocessing refused: 413 if over a limit, else 400 as the protocol has
+    it (the rest of the API tells 415 and 422 apart)."""
+    return ProtocolError(
+        f"upload {index}: {error}", 413 if isinstance(error, TooLargeError) else 400
+    )
