@@ -13,6 +13,7 @@ in the order of the inputs (or outputs) that carry `binary_data_size`.
 
 import binascii
 import math
+import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -81,6 +82,32 @@ class InferRequest:
     parameters: dict[str, Any]
     inputs: dict[str, Tensor]
     outputs: tuple[RequestedOutput, ...]
+
+
+# Content-Encodings tritonclient can compress a request with, as zlib window bits.
+ENCODINGS = {"gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS, "identity": 0}
+
+
+def decompress(body: bytes, encoding: str, limit: int) -> bytes:
+    """The body of a request sent with Content-Encoding `encoding`, refused (413) as soon as it
+    inflates past `limit` bytes: a small bomb is never inflated whole."""
+    wbits = ENCODINGS.get(encoding.strip().lower())
+    if wbits is None:
+        raise ProtocolError(
+            f"unsupported Content-Encoding {encoding!r}: send gzip, deflate or identity", 415
+        )
+    if not wbits:
+        return body
+    inflater = zlib.decompressobj(wbits)
+    try:
+        inflated = inflater.decompress(body, limit + 1)
+    except zlib.error as exc:
+        raise ProtocolError(f"the body is not valid {encoding} data: {exc}") from None
+    if len(inflated) > limit:
+        raise ProtocolError(f"the body inflates to more than the {limit} bytes allowed", 413)
+    if not inflater.eof:
+        raise ProtocolError(f"the {encoding} body is truncated")
+    return inflated
 
 
 def parse_request(

@@ -29,6 +29,7 @@ from app.inference_protocol import (
     InferRequest,
     ProtocolError,
     TensorSpec,
+    decompress,
     encode_response,
     parse_request,
 )
@@ -68,8 +69,12 @@ INLINE_BODY_BYTES = 64 * 1024
 INLINE_IMAGES = 16
 
 
-def error_response(message: str, status_code: int) -> Response:
-    return Response(orjson.dumps({"error": message}), status_code, media_type="application/json")
+def error_response(
+    message: str, status_code: int, headers: dict[str, str] | None = None
+) -> Response:
+    return Response(
+        orjson.dumps({"error": message}), status_code, headers, media_type="application/json"
+    )
 
 
 class ProtocolRoute(APIRoute):
@@ -125,8 +130,9 @@ def serving(request: Request, model_name: str, model_version: str | None = None)
 @router.get("", response_model=ServerMetadata, summary="Server metadata")
 async def server_metadata() -> Response:
     """The server's name, version and the protocol extensions it speaks."""
-    return json_response({"name": MODEL, "version": package_version("lenet5"),
-                 "extensions": [BINARY_EXTENSION]})  # fmt: skip
+    return json_response(
+        {"name": MODEL, "version": package_version("lenet5"), "extensions": [BINARY_EXTENSION]}
+    )
 
 
 @router.get("/health/live", response_model=ServerLive, summary="Server live")
@@ -214,18 +220,25 @@ def inline_schema(model: type[BaseModel]) -> dict[str, Any]:
 BINARY_BODY = {"type": "string", "format": "binary"}
 INFER: dict[str, Any] = {
     "response_model": InferenceResponse,
-    "responses": ERRORS | {200: {"content": {"application/octet-stream": {"schema": BINARY_BODY}},
-                                 "description": "JSON, or with binary outputs the JSON header "
-                                 "(Inference-Header-Content-Length bytes) then their data"}},
+    "responses": ERRORS
+    | {
+        200: {
+            "content": {"application/octet-stream": {"schema": BINARY_BODY}},
+            "description": "JSON, or with binary outputs the JSON header "
+            "(Inference-Header-Content-Length bytes) then their data",
+        }
+    },
     "openapi_extra": {
-        "parameters": [{
-            "name": HEADER_LENGTH,
-            "in": "header",
-            "required": False,
-            "schema": {"type": "integer", "minimum": 0},
-            "description": "binary tensor data extension: the size of the JSON header, "
-            "binary tensors after it",
-        }],
+        "parameters": [
+            {
+                "name": HEADER_LENGTH,
+                "in": "header",
+                "required": False,
+                "schema": {"type": "integer", "minimum": 0},
+                "description": "binary tensor data extension: the size of the JSON header, "
+                "binary tensors after it",
+            }
+        ],
         "requestBody": {
             "required": True,
             "description": "An inference request with one input, `image` or `upload`",
@@ -235,7 +248,7 @@ INFER: dict[str, Any] = {
             },
         },
     },
-}  # fmt: skip
+}
 
 
 @router.post("/models/{model_name}/infer", summary="Infer", **INFER)
@@ -256,8 +269,21 @@ async def infer_version(request: Request, model_name: str, model_version: str) -
     "/{path:path}", methods=["GET", "POST", "PUT", "DELETE", "PATCH"], include_in_schema=False
 )
 async def unknown(request: Request, path: str) -> Response:
-    # Without this, a wrong path would answer FastAPI's {"detail": ...}, which v2 clients
-    # cannot read.
+    # Without this, a wrong path or method would answer FastAPI's {"detail": ...}, which v2
+    # clients cannot read.
+    allowed = sorted(
+        method
+        for route in router.routes
+        if isinstance(route, APIRoute)
+        and route.endpoint is not unknown
+        and route.path_regex.match(request.scope["path"])
+        for method in route.methods or ()
+    )
+    if allowed:
+        methods = ", ".join(allowed)
+        return error_response(
+            f"{request.method} is not allowed here: use {methods}", 405, {"Allow": methods}
+        )
     raise ProtocolError(f"no endpoint {request.method} /v2/{path} in the inference protocol", 404)
 
 
@@ -266,11 +292,14 @@ async def answer(request: Request, predictor: Predictor) -> Response:
     settings = service.settings
     body = await read_body(request, settings.max_batch_bytes)
     header_length = request.headers.get(HEADER_LENGTH)
+    encoding = request.headers.get("content-encoding")
 
     def parse() -> InferRequest:
-        return parse_request(body, header_length, INPUTS, OUTPUTS, settings.max_batch)
+        content = body if encoding is None else decompress(body, encoding, settings.max_batch_bytes)
+        return parse_request(content, header_length, INPUTS, OUTPUTS, settings.max_batch)
 
-    small = len(body) <= INLINE_BODY_BYTES
+    # A compressed body may inflate to anything up to the limit: always off the event loop.
+    small = len(body) <= INLINE_BODY_BYTES and encoding is None
     parsed = parse() if small else await anyio.to_thread.run_sync(parse)
     if len(parsed.inputs) != 1:
         raise ProtocolError(f"send one input, '{INPUT_NAME}' or '{UPLOAD}', not both")
