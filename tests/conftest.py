@@ -70,15 +70,15 @@ def client(service_settings) -> Iterator:
 
 
 @pytest.fixture(scope="module")
-def live_service(service_settings) -> Iterator[str]:
-    """A fresh app served by uvicorn on a free port of 127.0.0.1, in a thread, for clients that
-    speak real HTTP; yields its address "127.0.0.1:port"."""
+def server_url(service_settings) -> Iterator[str]:
+    """A fresh app served by uvicorn on a free loopback port, in a thread, for clients that speak
+    real HTTP (a browser, the inference protocol's clients): its base URL."""
     import uvicorn
 
     from app.main import create_app
 
     sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))  # bound here, so no other process can take the port meanwhile
+    sock.bind(("127.0.0.1", 0))  # bound before the server starts: no race for the port
     config = uvicorn.Config(create_app(service_settings), log_level="warning", lifespan="on")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
@@ -89,7 +89,7 @@ def live_service(service_settings) -> Iterator[str]:
             pytest.fail("the service did not start")
         time.sleep(0.02)
     try:
-        yield f"127.0.0.1:{sock.getsockname()[1]}"
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
     finally:
         server.should_exit = True
         thread.join(timeout=30)

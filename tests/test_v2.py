@@ -37,8 +37,14 @@ def pngs(digits, encode: Callable[..., bytes]) -> list[bytes]:
 
 
 @pytest.fixture(scope="module")
-def http(live_service: str) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=f"http://{live_service}", timeout=30) as client:
+def address(server_url: str) -> str:
+    """host:port, as tritonclient takes it."""
+    return server_url.removeprefix("http://")
+
+
+@pytest.fixture(scope="module")
+def http(server_url: str) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=server_url, timeout=30) as client:
         yield client
 
 
@@ -54,8 +60,8 @@ def predicted(http: httpx.Client, pngs: list[bytes]) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def tc(live_service: str) -> Iterator[triton.InferenceServerClient]:
-    client = triton.InferenceServerClient(live_service)
+def tc(address: str) -> Iterator[triton.InferenceServerClient]:
+    client = triton.InferenceServerClient(address)
     yield client
     client.close()
 
@@ -239,7 +245,7 @@ def test_answers_count_in_the_metrics(http: httpx.Client, tc, digits) -> None:
 
 @pytest.mark.parametrize("binary", [True, False], ids=["binary", "json"])
 def test_kserve_rest_client_infer_on_mnist_gives_predicts_distances(
-    live_service: str, digits, predicted: np.ndarray, binary: bool
+    server_url: str, digits, predicted: np.ndarray, binary: bool
 ) -> None:
     images = prepare(digits[0])
     tensor = InferInput("image", list(images.shape), "FP32")
@@ -257,7 +263,7 @@ def test_kserve_rest_client_infer_on_mnist_gives_predicts_distances(
     async def run() -> tuple[Any, bool, bool]:
         client = InferenceRESTClient(RESTConfig(protocol="v2", retries=0, timeout=30))
         try:
-            base = f"http://{live_service}"
+            base = server_url
             live = await client.is_server_live(base)
             ready = await client.is_model_ready(base, MODEL)
             return await client.infer(base, request, MODEL), live, ready
