@@ -17,6 +17,7 @@ from kserve import InferenceRESTClient, InferInput, InferRequest, RESTConfig
 from kserve.protocol.infer_type import RequestedOutput
 from tritonclient.utils import InferenceServerException
 
+from app.imaging import to_model_inputs
 from app.inference_schemas import InferenceResponse, ModelMetadata, ServerMetadata
 from training.mnist import prepare
 
@@ -154,6 +155,29 @@ def test_tritonclient_infer_on_mnist_gives_predicts_distances(
     InferenceResponse.model_validate(response)
     assert response["id"] == "mnist-test-0"
     assert response["model_name"] == MODEL and response["model_version"] == version
+
+
+def test_digit_and_rejected_are_predicts_including_for_what_is_no_digit(
+    tc, http: httpx.Client, digits, encode: Callable[..., bytes]
+) -> None:
+    square = np.zeros((28, 28), np.uint8)
+    square[6:22, 6:22] = 255
+    grid = np.zeros((28, 28), np.uint8)
+    grid[:, 8:10] = grid[:, 18:20] = grid[8:10, :] = grid[18:20, :] = 255
+    frames = np.concatenate([digits[0][:6], square[None], grid[None]])
+    answers = [
+        http.post("/predict", content=encode(frame), headers={"Content-Type": "image/png"}).json()
+        for frame in frames
+    ]
+    assert [a["rejected"] for a in answers][-2:] == [True, True]  # the shapes are not digits
+    files = [encode(frame) for frame in frames]
+    # The shapes are not in MNIST's format: the service frames them before the network sees them.
+    framed, failed = to_model_inputs(files)
+    assert not failed
+    for inputs in ([image_input(framed, True)], [upload_input(files)]):
+        result = tc.infer(MODEL, inputs)
+        assert result.as_numpy("rejected").tolist() == [a["rejected"] for a in answers]
+        assert result.as_numpy("digit").tolist() == [a["digit"] for a in answers]
 
 
 def test_tritonclient_gets_every_output_in_binary_without_asking_for_any(
