@@ -42,7 +42,7 @@ class MetadataTensor(BaseModel):
     shape: list[int] = Field(description="-1 for a dimension of any size (the batch)")
 
 
-class ModelMetadata(BaseModel):
+class ModelMetadataResponse(BaseModel):
     name: str = Field(examples=["lenet5"])
     versions: list[str] = Field(description="the version serving, the only one")
     platform: str = Field(examples=["onnxruntime_onnx"])

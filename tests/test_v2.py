@@ -18,7 +18,7 @@ from kserve.protocol.infer_type import RequestedOutput
 from tritonclient.utils import InferenceServerException
 
 from app.imaging import to_model_inputs
-from app.inference_schemas import InferenceResponse, ModelMetadata, ServerMetadata
+from app.inference_schemas import InferenceResponse, ModelMetadataResponse, ServerMetadata
 from training.mnist import prepare
 
 MODEL = "lenet5"
@@ -102,7 +102,7 @@ def test_tritonclient_sees_the_server_live_and_the_model_ready(tc, version: str)
 
 def test_tritonclient_reads_the_model_metadata(tc, version: str) -> None:
     metadata = tc.get_model_metadata(MODEL)
-    ModelMetadata.model_validate(metadata)
+    ModelMetadataResponse.model_validate(metadata)
     assert metadata["name"] == MODEL and metadata["platform"] == "onnxruntime_onnx"
     assert metadata["versions"] == [version]
     assert metadata["inputs"] == [
@@ -509,4 +509,4 @@ def test_openapi_documents_the_protocol(http: httpx.Client) -> None:
         "/ProtocolErrorBody"
     )
     components = schema["components"]["schemas"]
-    assert {"InferenceResponse", "ModelMetadata", "ProtocolErrorBody"} <= set(components)
+    assert {"InferenceResponse", "ModelMetadataResponse", "ProtocolErrorBody"} <= set(components)

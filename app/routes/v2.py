@@ -36,7 +36,7 @@ from app.inference_protocol import (
 from app.inference_schemas import (
     InferenceRequest,
     InferenceResponse,
-    ModelMetadata,
+    ModelMetadataResponse,
     ModelReady,
     ProtocolErrorBody,
     ServerLive,
@@ -162,7 +162,10 @@ def model_metadata(predictor: Predictor) -> dict[str, Any]:
 
 
 @router.get(
-    "/models/{model_name}", response_model=ModelMetadata, responses=ERRORS, summary="Model metadata"
+    "/models/{model_name}",
+    response_model=ModelMetadataResponse,
+    responses=ERRORS,
+    summary="Model metadata",
 )
 async def model(request: Request, model_name: str) -> Response:
     """The model's versions, platform, inputs and outputs (datatypes and shapes)."""
@@ -171,7 +174,7 @@ async def model(request: Request, model_name: str) -> Response:
 
 @router.get(
     "/models/{model_name}/versions/{model_version}",
-    response_model=ModelMetadata,
+    response_model=ModelMetadataResponse,
     responses=ERRORS,
     summary="Model metadata (one version)",
 )
