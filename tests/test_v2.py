@@ -13,12 +13,14 @@ import numpy as np
 import orjson
 import pytest
 import tritonclient.http as triton
+from fastapi.testclient import TestClient
 from kserve import InferenceRESTClient, InferInput, InferRequest, RESTConfig
 from kserve.protocol.infer_type import RequestedOutput
 from tritonclient.utils import InferenceServerException
 
 from app.imaging import to_model_inputs
 from app.inference_schemas import InferenceResponse, ModelMetadataResponse, ServerMetadata
+from app.main import create_app
 from training.mnist import prepare
 
 MODEL = "lenet5"
@@ -475,6 +477,19 @@ def test_unknown_model_version_or_endpoint_is_404(http: httpx.Client, tc, versio
     with pytest.raises(InferenceServerException) as caught:
         tc.get_model_metadata("mnist")
     assert caught.value.status() == "404" and "unknown model" in caught.value.message()
+
+
+def test_v2_is_503_before_the_model_is_loaded(service_settings) -> None:
+    not_started = TestClient(create_app(service_settings))  # no `with`: no lifespan, no model
+    tensor, data = binary_images(1)
+    header = orjson.dumps({"inputs": [tensor]})
+    infer = not_started.post(
+        f"/v2/models/{MODEL}/infer", content=header + data, headers={HEADER: str(len(header))}
+    )
+    for answer in (not_started.get("/v2/health/ready"), not_started.get(f"/v2/models/{MODEL}"),
+                   not_started.get(f"/v2/models/{MODEL}/ready"), infer):  # fmt: skip
+        assert_error(answer, 503, "not loaded")
+    assert not_started.get("/v2/health/live").json() == {"live": True}
 
 
 def test_infer_refuses_an_unknown_content_encoding(http: httpx.Client) -> None:
