@@ -2,9 +2,10 @@
 its binary tensor data extension: request bodies in, numpy tensors out, and answers back.
 
 No web framework here: the bytes of a body and its Inference-Header-Content-Length header in,
-an `InferRequest` (or a ProtocolError saying what is wrong) out; output tensors in, the bytes of
-the answer and its header out. The model's own signature (names, datatypes, shapes) is given by
-the caller as TensorSpecs, so every input is checked against it before any of its data is read.
+an `InferRequest` out, or an app.errors kind saying what is wrong (InvalidTensorError for a bad
+request or tensor); output tensors in, the bytes of the answer and its header out. The model's
+own signature (names, datatypes, shapes) is given by the caller as TensorSpecs, so every input
+is checked against it before any of its data is read.
 
 Binary tensors follow the extension: little-endian, row-major, no padding; BOOL one byte per
 element; BYTES a 4-byte little-endian length before each element. They follow the JSON header
@@ -21,6 +22,8 @@ from typing import Any
 import numpy as np
 import orjson
 
+from app.errors import InvalidTensorError, TooLargeError, UnsupportedMediaError
+
 HEADER_LENGTH = "Inference-Header-Content-Length"
 BINARY_EXTENSION = "binary_tensor_data"
 # The fixed-size datatypes this module reads and writes, as little-endian numpy types.
@@ -34,14 +37,6 @@ BYTES = "BYTES"
 # an integer is a fine FP32 element, but `true` is not a number and 1.5 is not an INT64.
 _JSON_KINDS = {"BOOL": "b", "INT64": "i", "FP32": "iuf"}
 _LENGTH = np.dtype("<u4")  # the length prefix of a BYTES element
-
-
-class ProtocolError(Exception):
-    """A request the protocol cannot answer; the message is the `error` the client gets."""
-
-    def __init__(self, message: str, status_code: int = 400) -> None:
-        super().__init__(message)
-        self.status_code = status_code
 
 
 @dataclass(frozen=True)
@@ -93,8 +88,8 @@ def decompress(body: bytes, encoding: str, limit: int) -> bytes:
     inflates past `limit` bytes: a small bomb is never inflated whole."""
     wbits = ENCODINGS.get(encoding.strip().lower())
     if wbits is None:
-        raise ProtocolError(
-            f"unsupported Content-Encoding {encoding!r}: send gzip, deflate or identity", 415
+        raise UnsupportedMediaError(
+            f"unsupported Content-Encoding {encoding!r}: send gzip, deflate or identity"
         )
     if not wbits:
         return body
@@ -102,11 +97,11 @@ def decompress(body: bytes, encoding: str, limit: int) -> bytes:
     try:
         inflated = inflater.decompress(body, limit + 1)
     except zlib.error as exc:
-        raise ProtocolError(f"the body is not valid {encoding} data: {exc}") from None
+        raise InvalidTensorError(f"the body is not valid {encoding} data: {exc}") from None
     if len(inflated) > limit:
-        raise ProtocolError(f"the body inflates to more than the {limit} bytes allowed", 413)
+        raise TooLargeError(f"the body inflates to more than the {limit} bytes allowed")
     if not inflater.eof:
-        raise ProtocolError(f"the {encoding} body is truncated")
+        raise InvalidTensorError(f"the {encoding} body is truncated")
     return inflated
 
 
@@ -129,27 +124,27 @@ def parse_request(
         document = orjson.loads(view[:json_end])
     except orjson.JSONDecodeError as exc:
         where = "the JSON header" if header_length is not None else "the body"
-        raise ProtocolError(f"{where} is not valid JSON: {exc}") from None
+        raise InvalidTensorError(f"{where} is not valid JSON: {exc}") from None
     if not isinstance(document, dict):
-        raise ProtocolError("the inference request must be a JSON object")
+        raise InvalidTensorError("the inference request must be a JSON object")
     request_id = document.get("id")
     if request_id is not None and not isinstance(request_id, str):
-        raise ProtocolError("`id` must be a string")
+        raise InvalidTensorError("`id` must be a string")
     parameters = _parameters(document.get("parameters"), "the request's `parameters`")
     requested = document.get("inputs")
     if not isinstance(requested, list) or not requested:
-        raise ProtocolError("`inputs` must be a non-empty list of tensors")
+        raise InvalidTensorError("`inputs` must be a non-empty list of tensors")
     binary = _Binary(view, json_end)
     decoded: dict[str, Tensor] = {}
     for index, tensor in enumerate(requested):
         decoded_tensor = _input(tensor, index, inputs, binary, max_batch)
         if decoded_tensor.name in decoded:
-            raise ProtocolError(f"input '{decoded_tensor.name}' is given twice")
+            raise InvalidTensorError(f"input '{decoded_tensor.name}' is given twice")
         decoded[decoded_tensor.name] = decoded_tensor
     binary.check_consumed()
     default_binary = parameters.get("binary_data_output", False)
     if not isinstance(default_binary, bool):
-        raise ProtocolError("the parameter `binary_data_output` must be a boolean")
+        raise InvalidTensorError("the parameter `binary_data_output` must be a boolean")
     return InferRequest(
         id=request_id,
         parameters=parameters,
@@ -161,10 +156,12 @@ def parse_request(
 def _header_length(value: str, body_size: int) -> int:
     value = value.strip()
     if not value.isdigit() or not value.isascii():
-        raise ProtocolError(f"{HEADER_LENGTH} must be a number of bytes, not {value!r}")
+        raise InvalidTensorError(f"{HEADER_LENGTH} must be a number of bytes, not {value!r}")
     length = int(value)
     if length > body_size:
-        raise ProtocolError(f"{HEADER_LENGTH} is {length} but the body has only {body_size} bytes")
+        raise InvalidTensorError(
+            f"{HEADER_LENGTH} is {length} but the body has only {body_size} bytes"
+        )
     return length
 
 
@@ -173,10 +170,10 @@ def _parameters(value: object, what: str) -> dict[str, Any]:
     if value is None:
         return {}
     if not isinstance(value, dict):
-        raise ProtocolError(f"{what} must be an object")
+        raise InvalidTensorError(f"{what} must be an object")
     for key, item in value.items():
         if not isinstance(item, str | int | float | bool):
-            raise ProtocolError(f"{what}: `{key}` must be a string, number or boolean")
+            raise InvalidTensorError(f"{what}: `{key}` must be a string, number or boolean")
     return value
 
 
@@ -190,10 +187,12 @@ class _Binary:
 
     def take(self, size: object, name: str) -> memoryview:
         if isinstance(size, bool) or not isinstance(size, int) or size < 0:
-            raise ProtocolError(f"input '{name}': binary_data_size must be a non-negative integer")
+            raise InvalidTensorError(
+                f"input '{name}': binary_data_size must be a non-negative integer"
+            )
         left = len(self.view) - self.position
         if size > left:
-            raise ProtocolError(
+            raise InvalidTensorError(
                 f"input '{name}': binary_data_size is {size} bytes but only {left} bytes of "
                 f"binary data are left in the body"
                 + ("" if self.used or left else f" (is the {HEADER_LENGTH} header missing?)")
@@ -206,7 +205,7 @@ class _Binary:
     def check_consumed(self) -> None:
         left = len(self.view) - self.position
         if left:
-            raise ProtocolError(
+            raise InvalidTensorError(
                 f"{left} bytes of binary data after the JSON header belong to no input: the "
                 f"inputs' binary_data_size must add up to the body's size after "
                 f"{HEADER_LENGTH}"
@@ -221,29 +220,29 @@ def _input(
     max_batch: int,
 ) -> Tensor:
     if not isinstance(tensor, dict):
-        raise ProtocolError(f"inputs[{index}] must be an object")
+        raise InvalidTensorError(f"inputs[{index}] must be an object")
     name = tensor.get("name")
     if not isinstance(name, str):
-        raise ProtocolError(f"inputs[{index}] has no string `name`")
+        raise InvalidTensorError(f"inputs[{index}] has no string `name`")
     spec = inputs.get(name)
     if spec is None:
         known = ", ".join(f"'{known}'" for known in inputs)
-        raise ProtocolError(f"unknown input '{name}': the model's inputs are {known}")
+        raise InvalidTensorError(f"unknown input '{name}': the model's inputs are {known}")
     datatype = tensor.get("datatype")
     if datatype != spec.datatype:
-        raise ProtocolError(f"input '{name}' must be {spec.datatype}, not {datatype!r}")
+        raise InvalidTensorError(f"input '{name}' must be {spec.datatype}, not {datatype!r}")
     shape = _shape(tensor.get("shape"), spec, max_batch)
     parameters = _parameters(tensor.get("parameters"), f"input '{name}': `parameters`")
     count = math.prod(shape)
     if "binary_data_size" in parameters:
         if "data" in tensor:
-            raise ProtocolError(f"input '{name}' has both `data` and binary_data_size")
+            raise InvalidTensorError(f"input '{name}' has both `data` and binary_data_size")
         chunk = binary.take(parameters["binary_data_size"], name)
         if spec.datatype == BYTES:
             return Tensor(name, shape, _binary_bytes(chunk, count, name))
         return Tensor(name, shape, _binary_fixed(chunk, spec, shape, count))
     if "data" not in tensor:
-        raise ProtocolError(f"input '{name}' has neither `data` nor binary_data_size")
+        raise InvalidTensorError(f"input '{name}' has neither `data` nor binary_data_size")
     if spec.datatype == BYTES:
         return Tensor(name, shape, _json_bytes(tensor["data"], spec, shape, count))
     return Tensor(name, shape, _json_fixed(tensor["data"], spec, shape, count))
@@ -256,17 +255,18 @@ def _shape(value: object, spec: TensorSpec, max_batch: int) -> tuple[int, ...]:
         or len(value) != len(spec.shape)
         or any(isinstance(d, bool) or not isinstance(d, int) or d < 0 for d in value)
     ):
-        raise ProtocolError(f"input '{spec.name}' must have shape {expected}, not {value}")
+        raise InvalidTensorError(f"input '{spec.name}' must have shape {expected}, not {value}")
     shape = tuple(value)
     if any(want >= 0 and got != want for got, want in zip(shape, spec.shape, strict=True)):
-        raise ProtocolError(f"input '{spec.name}' must have shape {expected}, not {list(shape)}")
+        raise InvalidTensorError(
+            f"input '{spec.name}' must have shape {expected}, not {list(shape)}"
+        )
     if shape[0] < 1:
-        raise ProtocolError(f"input '{spec.name}' holds no elements: shape {list(shape)}")
+        raise InvalidTensorError(f"input '{spec.name}' holds no elements: shape {list(shape)}")
     if shape[0] > max_batch:
-        raise ProtocolError(
+        raise TooLargeError(
             f"input '{spec.name}' has {shape[0]} elements in its first dimension, more than "
-            f"the {max_batch} allowed in one request",
-            413,
+            f"the {max_batch} allowed in one request"
         )
     return shape
 
@@ -276,7 +276,7 @@ def _binary_fixed(
 ) -> np.ndarray:
     dtype = DTYPES[spec.datatype]
     if len(chunk) != count * dtype.itemsize:
-        raise ProtocolError(
+        raise InvalidTensorError(
             f"input '{spec.name}': shape {list(shape)} of {spec.datatype} is "
             f"{count * dtype.itemsize} bytes, but binary_data_size is {len(chunk)}"
         )
@@ -292,18 +292,20 @@ def _binary_bytes(chunk: memoryview, count: int, name: str) -> list[bytes]:
     position, end = 0, len(chunk)
     while position < end:
         if end - position < _LENGTH.itemsize:
-            raise ProtocolError(f"input '{name}': element {len(elements)} lacks its 4-byte length")
+            raise InvalidTensorError(
+                f"input '{name}': element {len(elements)} lacks its 4-byte length"
+            )
         size = int(np.frombuffer(chunk, _LENGTH, 1, position)[0])
         position += _LENGTH.itemsize
         if size > end - position:
-            raise ProtocolError(
+            raise InvalidTensorError(
                 f"input '{name}': element {len(elements)} claims {size} bytes but only "
                 f"{end - position} are left in its binary data"
             )
         elements.append(bytes(chunk[position : position + size]))
         position += size
     if len(elements) != count:
-        raise ProtocolError(
+        raise InvalidTensorError(
             f"input '{name}': its shape has {count} elements, its binary data {len(elements)}"
         )
     return elements
@@ -311,18 +313,20 @@ def _binary_bytes(chunk: memoryview, count: int, name: str) -> list[bytes]:
 
 def _json_fixed(data: object, spec: TensorSpec, shape: tuple[int, ...], count: int) -> np.ndarray:
     if not isinstance(data, list):
-        raise ProtocolError(f"input '{spec.name}': `data` must be a list")
+        raise InvalidTensorError(f"input '{spec.name}': `data` must be a list")
     try:
         array = np.asarray(data)
     except ValueError:  # ragged nesting
-        raise ProtocolError(
+        raise InvalidTensorError(
             f"input '{spec.name}': `data` must be a flat list or nested lists of shape "
             f"{list(shape)}"
         ) from None
     if array.size and array.dtype.kind not in _JSON_KINDS[spec.datatype]:
-        raise ProtocolError(f"input '{spec.name}': `data` must hold only {spec.datatype} values")
+        raise InvalidTensorError(
+            f"input '{spec.name}': `data` must hold only {spec.datatype} values"
+        )
     if array.shape != shape and (array.ndim != 1 or array.size != count):
-        raise ProtocolError(
+        raise InvalidTensorError(
             f"input '{spec.name}': shape {list(shape)} has {count} elements; `data` has "
             f"{array.size}" + (f" in shape {list(array.shape)}" if array.ndim > 1 else "")
         )
@@ -337,7 +341,7 @@ def _json_bytes(data: object, spec: TensorSpec, shape: tuple[int, ...], count: i
         or len(elements) != count
         or not all(isinstance(element, str) for element in elements)
     ):
-        raise ProtocolError(
+        raise InvalidTensorError(
             f"input '{spec.name}': `data` must be {count} strings, as a flat list or nested "
             f"lists of shape {list(shape)}"
         )
@@ -348,7 +352,7 @@ def _json_bytes(data: object, spec: TensorSpec, shape: tuple[int, ...], count: i
         try:
             decoded.append(binascii.a2b_base64(element, strict_mode=True))
         except (binascii.Error, ValueError):
-            raise ProtocolError(
+            raise InvalidTensorError(
                 f"input '{spec.name}': element {index} is not base64; in JSON each element is "
                 f"the file in base64, or send it as binary data (binary_data_size)"
             ) from None
@@ -375,7 +379,7 @@ def _checked(array: np.ndarray, spec: TensorSpec) -> np.ndarray:
         # min and max are NaN or infinite if any element is: two passes, no mask.
         low, high = array.min(), array.max()
         if not (math.isfinite(low) and math.isfinite(high)):
-            raise ProtocolError(f"input '{spec.name}' holds NaN or infinite values")
+            raise InvalidTensorError(f"input '{spec.name}' holds NaN or infinite values")
     return array
 
 
@@ -385,23 +389,23 @@ def _requested_outputs(
     if value is None:
         return tuple(RequestedOutput(name, default_binary) for name in outputs)
     if not isinstance(value, list) or not value:
-        raise ProtocolError("`outputs`, when given, must be a non-empty list")
+        raise InvalidTensorError("`outputs`, when given, must be a non-empty list")
     requested: list[RequestedOutput] = []
     for index, output in enumerate(value):
         if not isinstance(output, dict) or not isinstance(output.get("name"), str):
-            raise ProtocolError(f"outputs[{index}] must be an object with a string `name`")
+            raise InvalidTensorError(f"outputs[{index}] must be an object with a string `name`")
         name = output["name"]
         if name not in outputs:
             known = ", ".join(f"'{known}'" for known in outputs)
-            raise ProtocolError(f"unknown output '{name}': the model's outputs are {known}")
+            raise InvalidTensorError(f"unknown output '{name}': the model's outputs are {known}")
         if any(earlier.name == name for earlier in requested):
-            raise ProtocolError(f"output '{name}' is requested twice")
+            raise InvalidTensorError(f"output '{name}' is requested twice")
         parameters = _parameters(output.get("parameters"), f"output '{name}': `parameters`")
         if "classification" in parameters:
-            raise ProtocolError("the classification extension is not supported")
+            raise InvalidTensorError("the classification extension is not supported")
         binary = parameters.get("binary_data", default_binary)
         if not isinstance(binary, bool):
-            raise ProtocolError(f"output '{name}': binary_data must be a boolean")
+            raise InvalidTensorError(f"output '{name}': binary_data must be a boolean")
         requested.append(RequestedOutput(name, binary))
     return tuple(requested)
 

@@ -5,8 +5,9 @@ The one model is `lenet5`, at the version serving. It takes exactly one of two i
 the network's own FP32 [N, 1, 32, 32] input already on its scale, or `upload`, BYTES [N] of image
 files that go through the same preprocessing as /predict. It answers `distances` FP32 [N, 10],
 `digit` INT64 [N] and `rejected` BOOL [N]. Errors answer {"error": ...} as the protocol's clients
-read them: 400 for a request or tensor that is wrong, 404 for an unknown model, version or
-endpoint, 413 over a limit, 503 before the model is loaded.
+read them, with the status app.errors gives their kind: 400 for a request or tensor that is
+wrong, 404 for an unknown model, version or endpoint, 413 over a limit, 503 before the model is
+loaded.
 """
 
 from collections.abc import Callable, Coroutine
@@ -19,15 +20,20 @@ import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from fastapi.routing import APIRoute
-from pydantic import BaseModel
 
-from app.errors import RequestError, TooLargeError, http_status
+from app.errors import (
+    InvalidTensorError,
+    NotReadyError,
+    RequestError,
+    TooLargeError,
+    UnknownModelError,
+    http_status,
+)
 from app.imaging import to_model_inputs
 from app.inference_protocol import (
     BINARY_EXTENSION,
     HEADER_LENGTH,
     InferRequest,
-    ProtocolError,
     TensorSpec,
     decompress,
     encode_response,
@@ -43,6 +49,7 @@ from app.inference_schemas import (
     ServerMetadata,
     ServerReady,
 )
+from app.openapi import BINARY, inline_schema
 from app.predictor import Predictor
 from app.routes import json_response
 from app.uploads import read_body
@@ -88,8 +95,6 @@ class ProtocolRoute(APIRoute):
         async def route(request: Request) -> Response:
             try:
                 return await handler(request)
-            except ProtocolError as exc:
-                return error_response(str(exc), exc.status_code)
             except RequestError as exc:
                 return error_response(str(exc), http_status(exc))
 
@@ -116,15 +121,14 @@ def serving(request: Request, model_name: str, model_version: str | None = None)
     """The Predictor answering for `model_name` (at `model_version`); 404 for another model or
     version, 503 before the model is loaded."""
     if model_name != MODEL:
-        raise ProtocolError(f"unknown model '{model_name}': this server serves '{MODEL}'", 404)
+        raise UnknownModelError(f"unknown model '{model_name}': this server serves '{MODEL}'")
     predictor = service_of(request).predictor
     if predictor is None:
-        raise ProtocolError("the model is not loaded", 503)
+        raise NotReadyError("the model is not loaded")
     if model_version is not None and model_version != predictor.version:
-        raise ProtocolError(
+        raise UnknownModelError(
             f"unknown version '{model_version}' of '{MODEL}': the version serving is "
-            f"'{predictor.version}'",
-            404,
+            f"'{predictor.version}'"
         )
     return predictor
 
@@ -147,7 +151,7 @@ async def server_live() -> Response:
 async def server_ready(request: Request) -> Response:
     """The model is loaded and answers (503 until then)."""
     if service_of(request).predictor is None:
-        raise ProtocolError("the model is not loaded", 503)
+        raise NotReadyError("the model is not loaded")
     return json_response({"ready": True})
 
 
@@ -204,31 +208,12 @@ async def model_version_ready(request: Request, model_name: str, model_version: 
     return json_response({"name": MODEL, "ready": True})
 
 
-def inline_schema(model: type[BaseModel]) -> dict[str, Any]:
-    """The model's JSON schema with its definitions written in place: an operation's own
-    request body cannot refer to the $defs pydantic puts beside it."""
-    schema = model.model_json_schema()
-    definitions = schema.pop("$defs", {})
-
-    def resolve(node: Any) -> Any:
-        if isinstance(node, dict):
-            if "$ref" in node:
-                return resolve(definitions[node["$ref"].rsplit("/", 1)[1]])
-            return {key: resolve(value) for key, value in node.items()}
-        if isinstance(node, list):
-            return [resolve(item) for item in node]
-        return node
-
-    return resolve(schema)
-
-
-BINARY_BODY = {"type": "string", "format": "binary"}
 INFER: dict[str, Any] = {
     "response_model": InferenceResponse,
     "responses": ERRORS
     | {
         200: {
-            "content": {"application/octet-stream": {"schema": BINARY_BODY}},
+            "content": {"application/octet-stream": {"schema": BINARY}},
             "description": "JSON, or with binary outputs the JSON header "
             "(Inference-Header-Content-Length bytes) then their data",
         }
@@ -249,7 +234,7 @@ INFER: dict[str, Any] = {
             "description": "An inference request with one input, `image` or `upload`",
             "content": {
                 "application/json": {"schema": inline_schema(InferenceRequest)},
-                "application/octet-stream": {"schema": BINARY_BODY},
+                "application/octet-stream": {"schema": BINARY},
             },
         },
     },
@@ -289,7 +274,7 @@ async def unknown(request: Request, path: str) -> Response:
         return error_response(
             f"{request.method} is not allowed here: use {methods}", 405, {"Allow": methods}
         )
-    raise ProtocolError(f"no endpoint {request.method} /v2/{path} in the inference protocol", 404)
+    raise UnknownModelError(f"no endpoint {request.method} /v2/{path} in the inference protocol")
 
 
 async def answer(request: Request, predictor: Predictor) -> Response:
@@ -307,7 +292,7 @@ async def answer(request: Request, predictor: Predictor) -> Response:
     small = len(body) <= INLINE_BODY_BYTES and encoding is None
     parsed = parse() if small else await anyio.to_thread.run_sync(parse)
     if len(parsed.inputs) != 1:
-        raise ProtocolError(f"send one input, '{INPUT_NAME}' or '{UPLOAD}', not both")
+        raise InvalidTensorError(f"send one input, '{INPUT_NAME}' or '{UPLOAD}', not both")
     tensor = next(iter(parsed.inputs.values()))
 
     def respond(distances: np.ndarray) -> tuple[bytes, int | None]:
@@ -368,7 +353,7 @@ def check_range(images: np.ndarray, predictor: Predictor) -> None:
     low, high = float(images.min()), float(images.max())
     step = (spec.ink - spec.background) / 255
     if low < spec.background - slack or high > spec.ink + slack:
-        raise ProtocolError(
+        raise InvalidTensorError(
             f"input '{INPUT_NAME}' holds values from {low:g} to {high:g}; the model's input "
             f"lies from {spec.background:g} (paper) to {spec.ink:g} (full ink): scale grey "
             f"levels g of 0..255 as {spec.background:g} + g × {step:.6g}, or send the files as "
@@ -379,16 +364,14 @@ def check_range(images: np.ndarray, predictor: Predictor) -> None:
 def check_sizes(uploads: list[bytes], limit: int) -> None:
     for index, upload in enumerate(uploads):
         if len(upload) > limit:
-            raise ProtocolError(
-                f"upload {index} is {len(upload)} bytes, more than the {limit} allowed for an "
-                "image",
-                413,
+            raise TooLargeError(
+                f"upload {index} is {len(upload)} bytes, more than the {limit} allowed for an image"
             )
 
 
-def unreadable(index: int, error: RequestError) -> ProtocolError:
-    """An upload the preprocessing refused: 413 if over a limit, else 400 as the protocol has
-    it (the rest of the API tells 415 and 422 apart)."""
-    return ProtocolError(
-        f"upload {index}: {error}", 413 if isinstance(error, TooLargeError) else 400
-    )
+def unreadable(index: int, error: RequestError) -> RequestError:
+    """An upload the preprocessing refused, named by its index: still too large if it was,
+    else a bad tensor (400), as the protocol has it where the rest of the API tells 415 and 422
+    apart."""
+    kind = TooLargeError if isinstance(error, TooLargeError) else InvalidTensorError
+    return kind(f"upload {index}: {error}")
