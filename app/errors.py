@@ -72,6 +72,14 @@ class ModelRefusedError(RequestError):
     """A model file that was refused; the previous model keeps serving."""
 
 
+class InvalidTensorError(RequestError):
+    """An inference-protocol (/v2) request, or a tensor in it, that the model cannot take."""
+
+
+class UnknownModelError(RequestError):
+    """An inference-protocol model, version or endpoint that this service does not serve."""
+
+
 STATUS: dict[type[RequestError], int] = {
     RequestError: 422,
     UnsupportedMediaError: 415,
@@ -87,6 +95,8 @@ STATUS: dict[type[RequestError], int] = {
     UnauthenticatedError: 401,
     NotAllowedError: 403,
     ModelRefusedError: 409,
+    InvalidTensorError: 400,
+    UnknownModelError: 404,
 }
 
 

@@ -12,6 +12,7 @@ from bisect import bisect_left
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -104,6 +105,14 @@ class Metrics:
         self._by_digit[result["digit"]].inc()
         if result["rejected"]:
             self.rejections.inc()
+
+    def observe_predictions(self, digits: np.ndarray, rejected: np.ndarray) -> None:
+        """Many answers at once: their digits (int) and rejections (bool)."""
+        for child, count in zip(self._by_digit, np.bincount(digits, minlength=10), strict=True):
+            if count:
+                child.inc(int(count))
+        if rejected.any():
+            self.rejections.inc(int(rejected.sum()))
 
     def serving(self, version: str, sha256: str) -> None:
         self.model.clear()

@@ -2,6 +2,8 @@
 
 from typing import Any
 
+from pydantic import BaseModel
+
 from app.schemas import Error
 
 
@@ -30,3 +32,21 @@ def request_body(multipart: dict[str, Any], *raw: str, description: str) -> dict
     content = {"multipart/form-data": {"schema": multipart}}
     content |= {media_type: {"schema": BINARY} for media_type in raw}
     return {"requestBody": {"required": True, "description": description, "content": content}}
+
+
+def inline_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """The model's JSON schema with its definitions written in place: an operation's own
+    request body cannot refer to the $defs pydantic puts beside it."""
+    schema = model.model_json_schema()
+    definitions = schema.pop("$defs", {})
+
+    def resolve(node: Any) -> Any:
+        if isinstance(node, dict):
+            if "$ref" in node:
+                return resolve(definitions[node["$ref"].rsplit("/", 1)[1]])
+            return {key: resolve(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [resolve(item) for item in node]
+        return node
+
+    return resolve(schema)

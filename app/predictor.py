@@ -199,6 +199,13 @@ class Predictor:
             "sha256": self.sha256,
         }
 
+    def verdicts(self, distances: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """For (N, 10) distances, each image's digit (int64) and whether it is rejected (bool),
+        as `answer` reads one image."""
+        digits = distances.argmin(axis=1).astype(np.int64)  # the first smallest, as in answer()
+        scores = [self.score(row) for row in distances.tolist()]
+        return digits, np.array(scores, np.float64) > self.threshold
+
     def describe(self) -> dict[str, Any]:
         """The network as /model shows it, from the model's own metadata."""
         return self._description

@@ -35,15 +35,17 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(
         default=10 * MiB,
         ge=1,
-        description="largest /predict request body, and largest image of a batch",
+        description="largest /predict request body, and largest image of a batch or /v2 request",
     )
     max_image_pixels: int = Field(
         default=40_000_000, ge=1, description="largest image (width × height) decoded"
     )
     max_batch: int = Field(
-        default=256, ge=1, description="most images in one /predict/batch request"
+        default=256, ge=1, description="most images in one /predict/batch or /v2 infer request"
     )
-    max_batch_bytes: int = Field(default=32 * MiB, ge=1, description="largest /predict/batch body")
+    max_batch_bytes: int = Field(
+        default=32 * MiB, ge=1, description="largest /predict/batch or /v2 infer body"
+    )
     max_body_memory_bytes: int = Field(
         default=48 * MiB,
         ge=1,

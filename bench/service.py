@@ -1,6 +1,6 @@
 """Throughput and latency of the lenet5 service, driven by wrk on 127.0.0.1.
 
-    python bench/service.py [--duration 4] [--rounds 9] [--soak 60] [--connections 32]
+    python bench/service.py [--duration 4] [--rounds 9] [--soak 60] [--connections 32] [--v2-only]
 
 Starts ONE uvicorn worker (uvloop + httptools, `lenet5 serve --no-access-log`) on the shipped
 model and measures, with --connections connections, GET /health and POST /predict with
@@ -13,8 +13,12 @@ each round, between slices seconds apart, and the median round's ratio is report
 scenario's row is its median round. Then POST /predict/batch with 256 distinct PNGs per
 request, once. Then a soak of
 POST /predict for --soak seconds: zero errors, and the server's resident memory before and
-after. Then, with the server stopped, onnxruntime alone (batch 1 latency per optimisation
-level and thread count, batch 256 throughput) and the pieces of one request in-process.
+after. Then the inference protocol (v2_figures; alone with --v2-only): infer with 256 images a
+request as a binary FP32 tensor against onnxruntime alone at batch 256, round by round, the
+JSON and BYTES-upload forms beside it, and /health's latency beside 256-image infers with their
+work in a worker thread and on the event loop. Then, with the server stopped, onnxruntime
+alone (batch 1 latency per optimisation level and thread count, batch 256 throughput) and the
+pieces of one request in-process.
 The load average is recorded beside every figure: another job on the machine depresses them.
 Needs wrk (Debian: apt-get install wrk) and the MNIST test files (LENET5_TEST_DATA_DIR, else
 ../shared/data/mnist).
@@ -54,17 +58,24 @@ CLI = "model.cli"
 # summary as one JSON line. Each wrk thread runs its own copy.
 LUA = """
 local dir, n, method, path, ctype = "{dir}", {n}, "{method}", "{path}", "{ctype}"
+local headers = {{["Content-Type"] = ctype{extra_headers}}}
 local bodies = {{}}
 for i = 1, n do
   local f = assert(io.open(dir .. "/" .. i .. ".bin", "rb"))
   bodies[i] = f:read("*all")
   f:close()
 end
+local requests = {{}}
+-- Each request is formatted once: building a 1 MiB request string anew for every request
+-- would time wrk's Lua, not the service.
+init = function(args)
+  for i = 1, n do requests[i] = wrk.format(method, path, headers, bodies[i]) end
+end
 local counter = math.random(n)
 request = function()
   if n == 0 then return wrk.format(method, path) end
   counter = counter % n + 1
-  return wrk.format(method, path, {{["Content-Type"] = ctype}}, bodies[counter])
+  return requests[counter]
 end
 done = function(summary, latency, requests)
   local e = summary.errors
@@ -101,7 +112,8 @@ def multipart(files: list[bytes], field: str) -> bytes:
 
 class Scenario:
     def __init__(self, work: Path, name: str, method: str, path: str, ctype: str,
-                 bodies: list[bytes], images_per_request: int = 1) -> None:  # fmt: skip
+                 bodies: list[bytes], images_per_request: int = 1,
+                 headers: dict[str, str] | None = None) -> None:  # fmt: skip
         self.name, self.images_per_request = name, images_per_request
         folder = work / name
         folder.mkdir()
@@ -109,8 +121,10 @@ class Scenario:
             (folder / f"{i}.bin").write_bytes(body)
         self.script = work / f"{name}.lua"
         self.script.write_text(
-            LUA.format(dir=folder, n=len(bodies), method=method, path=path, ctype=ctype)
-        )
+            LUA.format(dir=folder, n=len(bodies), method=method, path=path, ctype=ctype,
+                       extra_headers="".join(f', ["{k}"] = "{v}"' for k, v in
+                                             (headers or {}).items()))
+        )  # fmt: skip
 
     def run(
         self, url: str, seconds: int, connections: int, threads: int, pid: int
@@ -162,10 +176,14 @@ def rss_kib(pid: int) -> int:
     raise RuntimeError("no VmRSS")
 
 
-def start_server(port: int, log: Path | None = None) -> subprocess.Popen:
-    """`lenet5 serve` on `port`, with the default access log into `log`, or none."""
-    command = [sys.executable, "-m", CLI, "serve", "--host", "127.0.0.1", "--port", str(port),
-               "--workers", "1"] + ([] if log else ["--no-access-log"])  # fmt: skip
+def start_server(
+    port: int, log: Path | None = None, launcher: list[str] | None = None
+) -> subprocess.Popen:
+    """`lenet5 serve` on `port`, started by `launcher` (default: python -m model.cli), with the
+    default access log into `log`, or none."""
+    command = [*(launcher or [sys.executable, "-m", CLI]), "serve", "--host", "127.0.0.1",
+               "--port", str(port), "--workers", "1"]  # fmt: skip
+    command += [] if log else ["--no-access-log"]
     with open(log or os.devnull, "wb") as out:
         server = subprocess.Popen(command, cwd=REPO, stdout=out, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 60
@@ -418,6 +436,204 @@ def request_pieces() -> dict[str, float]:
     return {key: round(value * 1e6, 1) for key, value in pieces.items()}
 
 
+V2_INFER = "/v2/models/lenet5/infer"
+V2_TARGET = 0.6  # binary infer of 256 images against onnxruntime alone at batch 256
+
+
+def v2_bodies(images: np.ndarray) -> dict[str, tuple[list[bytes], dict[str, str]]]:
+    """Inference-protocol bodies of BATCH images each, and their extra headers: the network's
+    input as one binary FP32 tensor, the same in JSON, and the PNG files as a binary BYTES
+    tensor."""
+    import struct
+
+    import orjson
+
+    from training.mnist import prepare
+
+    shape = [BATCH, 1, 32, 32]
+    groups = [images[i : i + BATCH] for i in range(0, len(images), BATCH)]
+    tensors = [prepare(group) for group in groups]
+    header = orjson.dumps({"inputs": [{"name": "image", "shape": shape, "datatype": "FP32",
+                                       "parameters": {"binary_data_size": tensors[0].nbytes}}],
+                           "parameters": {"binary_data_output": True}})  # fmt: skip
+    length = {"Inference-Header-Content-Length": str(len(header))}
+    json_bodies = [
+        orjson.dumps({"inputs": [{"name": "image", "shape": shape, "datatype": "FP32",
+                                  "data": tensor.ravel()}]}, option=orjson.OPT_SERIALIZE_NUMPY)
+        for tensor in tensors
+    ]  # fmt: skip
+    uploads = []
+    for group in groups:
+        framed = b"".join(struct.pack("<I", len(p)) + p for p in map(png, group))
+        upload = orjson.dumps({"inputs": [{"name": "upload", "shape": [BATCH], "datatype": "BYTES",
+                                           "parameters": {"binary_data_size": len(framed)}}],
+                               "parameters": {"binary_data_output": True}})  # fmt: skip
+        uploads.append((upload, framed))
+    # Every body of a scenario must have the same header length: the script sends one value.
+    assert len({len(upload) for upload, _ in uploads}) == 1
+    return {
+        "v2_binary_256": ([header + tensor.tobytes() for tensor in tensors], length),
+        "v2_json_256": (json_bodies, {}),
+        "v2_upload_256": (
+            [upload + framed for upload, framed in uploads],
+            {"Inference-Header-Content-Length": str(len(uploads[0][0]))},
+        ),
+    }
+
+
+def v2_pieces(images: np.ndarray, bodies: dict[str, tuple[list[bytes], dict[str, str]]]) -> dict:
+    """What /v2's infer does in-process, piece by piece, in microseconds: where the work of a
+    request would hold the event loop long enough to be worth a worker thread."""
+    import anyio
+
+    from app.inference_protocol import encode_response, parse_request
+    from app.predictor import Predictor
+    from app.routes import v2
+    from app.settings import shipped_model
+    from training.mnist import prepare
+
+    predictor = Predictor.load(shipped_model())
+    binary, headers = bodies["v2_binary_256"]
+    x = prepare(images[:BATCH])
+    distances = predictor.run(x)
+    outputs = [(v2.OUTPUTS["distances"], distances, True)]
+
+    def parse(body: bytes, header: str | None) -> Any:
+        return parse_request(body, header, v2.INPUTS, v2.OUTPUTS, BATCH)
+
+    async def thread_hop(n: int = 2000) -> float:
+        start = time.perf_counter()
+        for _ in range(n):
+            await anyio.to_thread.run_sync(int)
+        return (time.perf_counter() - start) / n
+
+    length = headers["Inference-Header-Content-Length"]
+    pieces = {
+        "parse_binary_256_us": timed(lambda: parse(binary[0], length), 200),
+        "parse_json_256_us": timed(lambda: parse(bodies["v2_json_256"][0][0], None), 10),
+        "encode_binary_256_us": timed(lambda: encode_response(
+            model_name="lenet5", model_version="1", request_id=None, parameters={},
+            outputs=outputs), 500),
+        "encode_json_256_us": timed(lambda: encode_response(
+            model_name="lenet5", model_version="1", request_id=None, parameters={},
+            outputs=[(v2.OUTPUTS["distances"], distances, False)]), 200),
+        "verdicts_256_us": timed(lambda: predictor.verdicts(distances), 500),
+        "thread_hop_us": anyio.run(thread_hop),
+    }  # fmt: skip
+    for count in (1, 4, 16, 64, 256):
+        batch = x[:count]
+        pieces[f"onnxruntime_{count}_us"] = timed(lambda b=batch: predictor.run(b), 2000 // count)
+    return {key: round(value * 1e6, 1) for key, value in pieces.items()}
+
+
+# The same server with all of /v2's work on the event loop, for the A/B of the worker thread.
+ALL_ON_THE_LOOP = [
+    sys.executable,
+    "-c",
+    "import sys, model.cli, app.routes.v2 as v2; v2.INLINE_IMAGES = v2.INLINE_BODY_BYTES = 1 << 40;"
+    " sys.exit(model.cli.main())",
+]
+
+
+def v2_event_loop_figures(work: Path, binary: Scenario, rounds: int) -> dict[str, Any]:
+    """What a 256-image infer does to the other requests: GET /health (4 connections) while
+    binary infers of 256 images load the server (2 connections), with that work in a worker
+    thread (the service) and on the event loop (ALL_ON_THE_LOOP), in alternating rounds."""
+    health = Scenario(work, "v2_health_beside", "GET", "/health", "", [])
+    rows: dict[str, list[dict[str, Any]]] = {"worker_thread": [], "event_loop": []}
+    for _ in range(rounds):
+        for mode, launcher in (("worker_thread", None), ("event_loop", ALL_ON_THE_LOOP)):
+            port = free_port()
+            url = f"http://127.0.0.1:{port}"
+            server = start_server(port, launcher=launcher)
+            try:
+                load = subprocess.Popen(
+                    ["wrk", "-t1", "-c2", "-d7s", "-s", str(binary.script), url],
+                    stdout=subprocess.PIPE, text=True,
+                )  # fmt: skip
+                time.sleep(1)
+                beside = health.run(url, 5, 4, 1, server.pid)
+                infers = json.loads(load.communicate(timeout=60)[0].strip().splitlines()[-1])
+            finally:
+                server.terminate()
+                server.wait(timeout=30)
+            rows[mode].append({
+                "health_requests_per_s": beside["requests_per_s"],
+                "health_p50_ms": beside["p50_ms"], "health_p99_ms": beside["p99_ms"],
+                "infer_256_requests_per_s": round(
+                    infers["requests"] / (infers["duration_us"] / 1e6), 1),
+                "errors": beside["errors"] + infers["errors"],
+                "loadavg_1min": beside["loadavg_1min"],
+            })  # fmt: skip
+            print(f"/health beside 256-image infers, work on the {mode}: {rows[mode][-1]}")
+    return rows
+
+
+def v2_figures(args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    """/v2 infer with BATCH images a request, with 1 and with 4 connections: as one binary FP32
+    tensor in --rounds rounds, each beside onnxruntime alone at batch BATCH in this process (one
+    thread, the service's session options) seconds apart, the ratio taken within each round;
+    the JSON form and the BYTES-upload form once each, beside it."""
+    import onnxruntime as ort
+
+    from app.predictor import distances_only, session_options
+    from app.settings import shipped_model
+    from training.mnist import prepare
+
+    images = mnist_test_images(4 * BATCH)
+    bodies = v2_bodies(images)
+    scenarios = {
+        name: Scenario(work, name, "POST", V2_INFER, "application/octet-stream" if headers
+                       else "application/json", data, images_per_request=BATCH, headers=headers)
+        for name, (data, headers) in bodies.items()
+    }  # fmt: skip
+    session = ort.InferenceSession(
+        distances_only(shipped_model().read_bytes()), session_options(1),
+        providers=["CPUExecutionProvider"],
+    )  # fmt: skip
+    x = prepare(images[:BATCH])
+
+    def onnxruntime_images_per_s() -> float:
+        return round(BATCH / timed(lambda: session.run(["distances"], {"image": x}), 100), 1)
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    server = start_server(port)
+    figures: dict[str, Any] = {}
+    try:
+        answer = httpx.post(url + V2_INFER, content=bodies["v2_binary_256"][0][0],
+                            headers=bodies["v2_binary_256"][1])  # fmt: skip
+        assert answer.status_code == 200, answer.text
+        for connections in (1, 4):
+            rows, ratios = [], []
+            for _ in range(args.rounds):
+                alone = onnxruntime_images_per_s()
+                scenarios["v2_binary_256"].run(url, 1, connections, 1, server.pid)  # warm-up
+                row = scenarios["v2_binary_256"].run(url, args.duration, connections, 1,
+                                                     server.pid)  # fmt: skip
+                row["onnxruntime_images_per_s"] = alone
+                rows.append(row)
+                ratios.append(round(row["images_per_s"] / alone, 3))
+                print(format_row(row), f" onnxruntime {alone:.0f} img/s, ratio {ratios[-1]}",
+                      flush=True)  # fmt: skip
+            figures[f"v2_binary_256_c{connections}"] = median_round(rows) | {
+                "rounds": rows, "ratio_to_onnxruntime": statistics.median(ratios),
+                "ratios_by_round": ratios}  # fmt: skip
+        for name in ("v2_json_256", "v2_upload_256"):
+            scenarios[name].run(url, 1, 1, 1, server.pid)
+            figures[name] = scenarios[name].run(url, args.duration * 2, 1, 1, server.pid)
+            print(format_row(figures[name]), flush=True)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    figures["health_beside_infer_256"] = v2_event_loop_figures(
+        work, scenarios["v2_binary_256"], max(1, args.rounds // 3)
+    )
+    figures["pieces_us"] = v2_pieces(images, bodies)
+    figures["target"] = V2_TARGET
+    return figures
+
+
 def format_row(row: dict[str, Any]) -> str:
     return (
         f"{row['scenario']:<20} {row['requests_per_s']:>9.1f} req/s {row['images_per_s']:>9.1f} "
@@ -436,12 +652,27 @@ def main() -> int:
     parser.add_argument("--soak", type=int, default=60, help="seconds of the soak run")
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--threads", type=int, default=1, help="wrk threads")
-    parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "service.json")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="default bench/results/service.json (service-v2.json with --v2-only)",
+    )
+    parser.add_argument(
+        "--v2-only", action="store_true", help="only the inference protocol's scenarios (/v2)"
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk not found: apt-get install wrk")
+    results_dir = REPO / "bench" / "results"
+    if args.v2_only:
+        with tempfile.TemporaryDirectory() as work:
+            v2 = v2_figures(args, Path(work))
+        return report_v2(v2, args.out or results_dir / "service-v2.json")
+    args.out = args.out or results_dir / "service.json"
     with tempfile.TemporaryDirectory() as work:
         results, soak, batching, access_log = service_figures(args, Path(work))
+        v2 = v2_figures(args, Path(work))
     by_name = {row["scenario"]: row for row in results}
     health = by_name["health"]["rounds"]
     per_round = {
@@ -487,6 +718,7 @@ def main() -> int:
         "targets": TARGETS,
         "onnxruntime": onnxruntime_figures(),
         "request_pieces_us": request_pieces(),
+        "v2": v2,
         "cpus": os.cpu_count(),
         "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
@@ -501,11 +733,38 @@ def main() -> int:
     print("dynamic batching:", json.dumps(batching))
     print("onnxruntime:", json.dumps(report["onnxruntime"]))
     print("request pieces (µs):", json.dumps(report["request_pieces_us"]))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"written to {args.out}")
+    v2_ok = print_v2(v2)
+    write(report, args.out)
     ok = all(r >= TARGETS[n] for n, r in ratios.items()) and soak["errors"] == 0
-    return 0 if ok and soak["rss_growth"] < 0.1 else 1
+    return 0 if ok and v2_ok and soak["rss_growth"] < 0.1 else 1
+
+
+def print_v2(v2: dict[str, Any]) -> bool:
+    """Prints the /v2 verdicts; whether the binary form met its target at every concurrency."""
+    ok = True
+    for connections in (1, 4):
+        row = v2[f"v2_binary_256_c{connections}"]
+        ratio = row["ratio_to_onnxruntime"]
+        ok = ok and ratio >= V2_TARGET and row["errors"] == 0
+        verdict = "ok" if ratio >= V2_TARGET else "BELOW TARGET"
+        print(
+            f"v2 binary 256 ({connections} connection(s)) / onnxruntime batch 256 = {ratio:.3f} "
+            f"(target ≥ {V2_TARGET}) {verdict}; rounds {row['ratios_by_round']}"
+        )
+    print("v2 pieces (µs):", json.dumps(v2["pieces_us"]))
+    return ok
+
+
+def report_v2(v2: dict[str, Any], out: Path) -> int:
+    ok = print_v2(v2)
+    write({"v2": v2, "cpus": os.cpu_count(), "when": time.strftime("%Y-%m-%dT%H:%M:%S%z")}, out)
+    return 0 if ok else 1
+
+
+def write(report: dict[str, Any], out: Path) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"written to {out}")
 
 
 if __name__ == "__main__":

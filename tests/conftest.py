@@ -2,8 +2,11 @@
 
 import io
 import os
+import socket
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -79,6 +82,33 @@ def client(service_settings) -> Iterator:
 
     with TestClient(create_app(service_settings)) as test_client:
         yield test_client
+
+
+@pytest.fixture(scope="module")
+def server_url(service_settings) -> Iterator[str]:
+    """A fresh app served by uvicorn on a free loopback port, in a thread, for clients that speak
+    real HTTP (a browser, the inference protocol's clients): its base URL."""
+    import uvicorn
+
+    from app.main import create_app
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))  # bound before the server starts: no race for the port
+    config = uvicorn.Config(create_app(service_settings), log_level="warning", lifespan="on")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            pytest.fail("the service did not start")
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+        sock.close()
 
 
 def _encode(image: np.ndarray | Image.Image, fmt: str = "PNG", **params: object) -> bytes:

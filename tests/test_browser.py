@@ -12,10 +12,6 @@ import base64
 import io
 import math
 import os
-import socket
-import threading
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -57,32 +53,6 @@ def need_chromium() -> None:
     if os.environ.get("CI"):
         pytest.fail(message + "; .ci/run must install it")
     pytest.skip(message)
-
-
-@pytest.fixture(scope="module")
-def server_url() -> Iterator[str]:
-    """The real app on the shipped model, served by uvicorn on a free loopback port."""
-    import uvicorn
-
-    from app.main import create_app
-    from app.settings import Settings
-
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))  # bound before the server starts: no race for the port
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(create_app(Settings()), log_level="warning", lifespan="on")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("the app did not start")
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
-    sock.close()
 
 
 @pytest.fixture(scope="module")

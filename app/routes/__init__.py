@@ -1,4 +1,5 @@
-"""The API's routes, one module per resource: predict, model, operations."""
+"""The API's routes, one module per resource: predict, model, operations, and v2 (the inference
+protocol)."""
 
 from typing import Any
 
