@@ -226,7 +226,12 @@ class Store:
         if limit is not None:
             query = query.limit(limit)
         with self._errors("read from"), self.engine.connect() as connection:
-            return [dict(row._mapping) for row in connection.execute(query)]
+            rows = [dict(row._mapping) for row in connection.execute(query)]
+        for row in rows:
+            # SQLite keeps no time zone: the times were written in UTC.
+            if row["created"].tzinfo is None:
+                row["created"] = row["created"].replace(tzinfo=UTC)
+        return rows
 
     def stats(self) -> dict[str, Any]:
         """Counts by label, and how often each model version agreed with the corrections."""
