@@ -56,6 +56,22 @@ class ModelRefusedError(RequestError):
     """A model file that was refused; the previous model keeps serving."""
 
 
+class NotFoundError(RequestError):
+    """No such resource: a record that does not exist, or a feature that is switched off."""
+
+
+class StoreError(RequestError):
+    """The feedback store could not do what was asked; nothing already stored is lost."""
+
+
+class StoreUnavailableError(StoreError):
+    """The feedback store cannot be reached, or did not answer in time."""
+
+
+class StoreFullError(StoreError):
+    """The feedback store's disk (or quota) is full."""
+
+
 STATUS: dict[type[RequestError], int] = {
     RequestError: 422,
     UnsupportedMediaError: 415,
@@ -69,6 +85,10 @@ STATUS: dict[type[RequestError], int] = {
     UnauthenticatedError: 401,
     NotAllowedError: 403,
     ModelRefusedError: 409,
+    NotFoundError: 404,
+    StoreError: 503,
+    StoreUnavailableError: 503,
+    StoreFullError: 507,
 }
 
 

@@ -15,7 +15,7 @@ from fastapi.staticfiles import StaticFiles
 
 from app.handlers import HANDLERS
 from app.metrics import MetricsMiddleware
-from app.routes import model, operations, predict
+from app.routes import feedback, model, operations, predict
 from app.service import Service, lifespan
 from app.settings import Settings
 
@@ -35,6 +35,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     predict.add_routes(app)
     app.include_router(model.router)
     app.include_router(operations.router)
+    app.include_router(feedback.router)
     app.mount("/static", StaticFiles(directory=operations.STATIC), name="static")
     if service.settings.cors_origins:
         app.add_middleware(

@@ -10,13 +10,15 @@ def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
     texts = {
         400: "an invalid Content-Length, or the client left before sending the whole body",
         401: "missing or wrong bearer token",
-        403: "reloading over HTTP is off (no LENET5_RELOAD_TOKEN)",
+        403: "off: no LENET5_RELOAD_TOKEN is set (for /feedback's records, or LENET5_FEEDBACK=off)",
+        404: "no such record, or feedback is off (LENET5_FEEDBACK=off)",
         409: "the model file was refused; the previous model keeps serving",
         413: "the body, the image's pixels or the batch is over its limit",
         415: "not an image in a supported format, or an unsupported Content-Type",
         422: "a damaged image, an image without ink, a malformed multipart body, a missing "
         "field or an invalid parameter",
-        503: "the model is not loaded",
+        503: "the model is not loaded, or the feedback store cannot be reached",
+        507: "the feedback store's disk is full; nothing already stored is lost",
     }
     return {status: {"model": Error, "description": texts[status]} for status in statuses}
 

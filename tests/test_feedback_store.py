@@ -12,16 +12,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
-from app.feedback.store import (
-    SQLITE_FILE,
-    Record,
-    Store,
-    StoreFull,
-    StoreUnavailable,
-    alembic_config,
-    classify,
-    metadata,
-)
+from app.errors import StoreFullError, StoreUnavailableError
+from app.feedback.store import SQLITE_FILE, Record, Store, alembic_config, classify, metadata
 
 FRAME = bytes(784)
 
@@ -141,7 +133,7 @@ def test_sqlite_store_full_reports_it_and_keeps_what_is_stored(tmp_path: Path) -
     def limit(connection, _record) -> None:
         connection.execute(f"PRAGMA max_page_count={pages}")
 
-    with pytest.raises(StoreFull, match="disk is full.*nothing already stored is lost"):
+    with pytest.raises(StoreFullError, match="disk is full.*nothing already stored is lost"):
         store.add(record(b"large" * 100_000))
     assert [row["id"] for row in store.records()] == [kept]
     store.close()
@@ -149,14 +141,16 @@ def test_sqlite_store_full_reports_it_and_keeps_what_is_stored(tmp_path: Path) -
 
 def test_store_reports_an_unreachable_postgresql(tmp_path: Path) -> None:
     store = Store.open(f"postgresql://nobody@/lenet5?host={tmp_path}", tmp_path)
-    with pytest.raises(StoreUnavailable, match=r"cannot .* the feedback store postgresql\+psycopg"):
+    with pytest.raises(
+        StoreUnavailableError, match=r"cannot .* the feedback store postgresql\+psycopg"
+    ):
         store.add(record(b"x"))
     store.close()
 
 
 def test_postgresql_password_never_appears_in_errors(tmp_path: Path) -> None:
     store = Store.open(f"postgresql://user:s3cret@/lenet5?host={tmp_path}", tmp_path)
-    with pytest.raises(StoreUnavailable) as raised:
+    with pytest.raises(StoreUnavailableError) as raised:
         store.ping()
     assert "s3cret" not in str(raised.value)
     store.close()
@@ -166,7 +160,9 @@ def test_store_reports_an_unwritable_sqlite_directory(tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
     store = Store.open(None, blocker / "data")
-    with pytest.raises(StoreUnavailable, match="cannot upgrade the schema of the feedback store"):
+    with pytest.raises(
+        StoreUnavailableError, match="cannot upgrade the schema of the feedback store"
+    ):
         store.migrate()
 
 
@@ -174,4 +170,4 @@ def test_postgresql_disk_full_is_reported_as_full() -> None:
     import psycopg.errors
 
     error = sa.exc.OperationalError("INSERT", {}, psycopg.errors.DiskFull("could not extend"))
-    assert isinstance(classify(error, "cannot store"), StoreFull)
+    assert isinstance(classify(error, "cannot store"), StoreFullError)

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from model.lenet5 import LeNet5
 from training import checkpoint as checkpoints
 from training import mnist
 from training.measure import PAPER_RESULTS, calibrate, distances_of
@@ -58,7 +59,7 @@ def rejection_report(
     }  # fmt: skip
 
 
-def feedback_report(directory: Path, net: torch.nn.Module, threshold: float) -> dict[str, Any]:
+def feedback_report(directory: Path, net: LeNet5, threshold: float) -> dict[str, Any]:
     """Error on a feedback export's held-out corrections at the rejection threshold: a digit is
     wrong when misread or rejected, a "not a digit" correction when accepted."""
     from app.feedback.dataset import NONE_LABEL, read

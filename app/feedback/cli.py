@@ -14,8 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
+from app.errors import StoreError
 from app.feedback.dataset import FRAME, DatasetError, Example, write
-from app.feedback.store import Store, StoreError
+from app.feedback.store import Store
 from app.settings import Settings
 
 PAGE = 500

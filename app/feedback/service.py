@@ -11,43 +11,24 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
-import numpy as np
-
-from app.feedback.dataset import FRAME, LABELS
+from app.errors import MalformedRequestError
+from app.feedback.dataset import LABELS
 from app.feedback.store import Record, Store
+from app.imaging import frames_to_inputs, to_frame
 from app.predictor import Predictor
-from app.preprocess import InputSpec
 
 MAX_TAG = 64
-
-
-class FeedbackError(ValueError):
-    """A correction that cannot be taken as sent; `status_code` is the HTTP status."""
-
-    status_code = 422
-
-
-class FeedbackOff(Exception):
-    """Feedback is switched off on this service."""
-
-    status_code = 404
-
-
-def frame_of(model_input: np.ndarray, spec: InputSpec) -> np.ndarray:
-    """The uint8 FRAME×FRAME digit (MNIST's form) inside a (1, size, size) model input: the
-    preprocessing's own frame, mapped back from the model's range to grey levels."""
-    pad = (spec.size - spec.frame) // 2
-    inner = model_input[0, pad : pad + spec.frame, pad : pad + spec.frame].astype(np.float64)
-    levels = (inner - spec.background) * (255 / (spec.ink - spec.background))
-    return np.rint(levels).clip(0, 255).astype(np.uint8)
+OFF = "feedback is off on this service (LENET5_FEEDBACK=off)"
 
 
 def check_label(label: str | None) -> str:
     if label is None:
-        raise FeedbackError("send the correct answer in the field 'label': 0 … 9, or none")
+        raise MalformedRequestError("send the correct answer in the field 'label': 0 … 9, or none")
     text = label.strip().lower()
     if text not in LABELS:
-        raise FeedbackError(f"label must be a digit 0 … 9 or 'none' (not a digit), not {label!r}")
+        raise MalformedRequestError(
+            f"label must be a digit 0 … 9 or 'none' (not a digit), not {label!r}"
+        )
     return text
 
 
@@ -55,9 +36,11 @@ def check_tag(name: str, value: str | None, allowed: tuple[str, ...] = ()) -> st
     if value is None or value == "":
         return None
     if allowed and value not in allowed:
-        raise FeedbackError(f"{name} must be one of {', '.join(allowed)}, not {value!r}")
+        raise MalformedRequestError(f"{name} must be one of {', '.join(allowed)}, not {value!r}")
     if len(value) > MAX_TAG or not value.isprintable():
-        raise FeedbackError(f"{name} must be printable text of at most {MAX_TAG} characters")
+        raise MalformedRequestError(
+            f"{name} must be printable text of at most {MAX_TAG} characters"
+        )
     return value
 
 
@@ -78,7 +61,7 @@ class FeedbackService:
         await self._run(self.store.migrate)
 
     async def submit(self, predictor: Predictor, image: bytes, fields: dict[str, str]) -> dict:
-        """Store one correction: {id, duplicate}; PreprocessError for an unreadable image."""
+        """Store one correction: {id, duplicate, label}; RequestError for a bad label or image."""
         label = check_label(fields.get("label"))
         predicted = check_tag("predicted", fields.get("predicted"), LABELS)
         version = check_tag("version", fields.get("version"))
@@ -105,11 +88,9 @@ class FeedbackService:
 
 
 def read(predictor: Predictor, image: bytes, label: str, **tags: str | None) -> Record:
-    """The record of a correction: the serving model's frame of the image and its answer."""
-    model_input = predictor.preprocess(image)
-    answer = predictor.answer(predictor.run(model_input[None])[0])
-    frame = frame_of(model_input, predictor.spec)
-    assert frame.shape == (FRAME, FRAME)
+    """The record of a correction: the frame the serving model reads and its answer."""
+    frame = to_frame(image, predictor.spec, predictor.max_pixels)
+    answer = predictor.answer(predictor.run(frames_to_inputs([frame], predictor.spec))[0])
     return Record(
         image=image,
         label=label,

@@ -8,8 +8,8 @@ brought to the newest revision when the store opens.
 
 Every call is blocking and meant for a worker thread (`FeedbackService` runs them in a pool of
 its own); each write is one transaction, so a failure leaves nothing half stored. A failure of
-the database itself becomes `StoreUnavailable` (unreachable, locked too long) or `StoreFull`
-(disk or quota full), each with a message saying what happened.
+the database itself becomes StoreUnavailableError (unreachable, locked too long) or
+StoreFullError (disk or quota full), each with a message saying what happened.
 """
 
 import fcntl
@@ -29,6 +29,8 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
+
+from app.errors import StoreError, StoreFullError, StoreUnavailableError
 
 log = logging.getLogger("lenet5.feedback")
 
@@ -63,20 +65,6 @@ feedback = sa.Table(
     ),
 )
 SUMMARY = [c for c in feedback.columns if c.name not in ("image", "frame")]
-
-
-class StoreError(Exception):
-    """The store could not do what was asked; nothing already stored is lost."""
-
-    status_code = 503
-
-
-class StoreUnavailable(StoreError):
-    pass
-
-
-class StoreFull(StoreError):
-    status_code = 507
 
 
 @dataclass(frozen=True)
@@ -218,7 +206,9 @@ class Store:
             result = connection.execute(feedback.delete().where(feedback.c.id == record_id))
             return result.rowcount > 0
 
-    def records(self, *, after: int = 0, limit: int | None = None, frames: bool = True):
+    def records(
+        self, *, after: int = 0, limit: int | None = None, frames: bool = True
+    ) -> list[dict[str, Any]]:
         """Records in id order from `after`, with their frames (not their uploads)."""
         self.migrate()
         columns = [*SUMMARY, feedback.c.frame] if frames else SUMMARY
@@ -226,7 +216,10 @@ class Store:
         if limit is not None:
             query = query.limit(limit)
         with self._errors("read from"), self.engine.connect() as connection:
-            rows = [dict(row._mapping) for row in connection.execute(query)]
+            # Plain str keys: SQLAlchemy's are a str subclass, which orjson refuses.
+            rows = [
+                {str(k): v for k, v in row._mapping.items()} for row in connection.execute(query)
+            ]
         for row in rows:
             # SQLite keeps no time zone: the times were written in UTC.
             if row["created"].tzinfo is None:
@@ -283,7 +276,7 @@ class Store:
 
 
 def classify(exc: Exception, what: str) -> StoreError:
-    """StoreFull for a full disk or quota, StoreUnavailable for everything else."""
+    """StoreFullError for a full disk or quota, StoreUnavailableError for everything else."""
     original = exc.orig if isinstance(exc, DBAPIError) else exc
     reason = " ".join(str(original).split()) or type(original).__name__
     sqlstate = getattr(original, "sqlstate", None) or ""
@@ -293,8 +286,10 @@ def classify(exc: Exception, what: str) -> StoreError:
         or getattr(original, "errno", None) == 28  # ENOSPC
     )
     if full:
-        return StoreFull(f"{what}: the disk is full ({reason}); nothing already stored is lost")
-    return StoreUnavailable(f"{what}: {reason}")
+        return StoreFullError(
+            f"{what}: the disk is full ({reason}); nothing already stored is lost"
+        )
+    return StoreUnavailableError(f"{what}: {reason}")
 
 
 def _sqlite_pragmas(connection: Any, _record: Any) -> None:
