@@ -29,8 +29,10 @@ def bindir() -> Path | None:
 class Cluster:
     """initdb + pg_ctl start on enter, pg_ctl stop and removal on exit."""
 
-    def __init__(self, bin_dir: Path) -> None:
+    def __init__(self, bin_dir: Path, *, durable: bool = False) -> None:
         self.bin = bin_dir
+        # Tests need no durability (fsync off is faster); a benchmark measures the real thing.
+        self.durable = durable
         self.root = Path(tempfile.mkdtemp(prefix="lenet5-pg-"))
         self.data = self.root / "data"
         self.socket = self.root
@@ -47,7 +49,9 @@ class Cluster:
         self.root.chmod(0o700)
         self._run(str(self.bin / "initdb"), "-D", str(self.data), "-U", self.user,
                   "--auth=trust", "--no-sync", "-E", "UTF8")  # fmt: skip
-        options = f"-c listen_addresses='' -k {self.socket} -c fsync=off"
+        options = f"-c listen_addresses='' -k {self.socket}"
+        if not self.durable:
+            options += " -c fsync=off"
         self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-o", options,
                   "-l", str(self.root / "server.log"), "-w", "start")  # fmt: skip
         return self
