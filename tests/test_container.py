@@ -132,8 +132,10 @@ def test_feedback_is_kept_in_sqlite_on_the_data_volume(
     name, url = server
     images, labels = mnist_test
     files = {"file": ("digit.png", png(images[1]), "image/png")}
-    answer = httpx.post(f"{url}/feedback", files=files, data={"label": "none"}, timeout=10)
+    label = str(labels[1])
+    answer = httpx.post(f"{url}/feedback", files=files, data={"label": label}, timeout=10)
     assert answer.status_code == 201, answer.text
+    assert answer.json()["label"] == label
     listing = docker("exec", name, "ls", "/data")
     assert "feedback.sqlite3" in listing.stdout.split()
     volumes = docker("inspect", "-f", "{{range .Mounts}}{{.Destination}} {{end}}", name)
