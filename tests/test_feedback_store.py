@@ -171,3 +171,18 @@ def test_postgresql_disk_full_is_reported_as_full() -> None:
 
     error = sa.exc.OperationalError("INSERT", {}, psycopg.errors.DiskFull("could not extend"))
     assert isinstance(classify(error, "cannot store"), StoreFullError)
+
+
+def test_migrate_command_brings_a_deployed_store_to_the_newest_revision(
+    store_url: str | None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from model.cli import main as lenet5
+
+    source = ["--url", store_url] if store_url else ["--db", str(tmp_path)]
+    assert lenet5(["feedback", "migrate", *source]) == 0
+    assert "schema up to date" in capsys.readouterr().out
+    store = Store.open(store_url, tmp_path)
+    with store.engine.connect() as connection:
+        revision = MigrationContext.configure(connection).get_current_revision()
+    assert revision == ScriptDirectory.from_config(alembic_config()).get_current_head()
+    store.close()
