@@ -9,10 +9,10 @@ import torch
 from PIL import Image
 
 from app.feedback.dataset import DatasetError, Example, read, split_of, write
-from app.feedback.service import frame_of
+from app.imaging import to_frame
 from app.predictor import Predictor
+from training import checkpoint as checkpoints
 from training.evaluate import feedback_report
-from training.export import load_checkpoint
 from training.train import TrainConfig, fit
 
 SHIPPED_CHECKPOINT = Path(__file__).resolve().parent.parent / "model" / "lenet5.pt"
@@ -76,17 +76,16 @@ def test_fine_tuning_on_corrections_lowers_their_held_out_error(
     short epoch on them beside 2,000 MNIST digits must read the held-out half better."""
     images, labels = mnist_test
     predictor = Predictor.load(shipped_model)
-    frames = np.stack([frame_of(predictor.preprocess(low_resolution(image, 8)), predictor.spec)
-                       for image in images[:600]])  # fmt: skip
+    frames = np.stack([to_frame(low_resolution(image, 8)) for image in images[:600]])
     write(tmp_path / "fb", examples(frames, labels[:600]), seed=0, held_out=0.5, store="t")
-    net, _ = load_checkpoint(SHIPPED_CHECKPOINT)
+    net, _ = checkpoints.load(SHIPPED_CHECKPOINT)
     threshold = predictor.threshold  # the shipped model's, for before and after alike
     before = feedback_report(tmp_path / "fb", net, threshold)
     config = TrainConfig(data_dir=str(mnist_dir), out_dir=str(tmp_path / "run"), epochs=1,
                          train_limit=2000, lr=2e-4, j=84.0, seed=1, threads=1,
                          init_from=str(SHIPPED_CHECKPOINT), feedback=str(tmp_path / "fb"),
                          feedback_repeat=5)  # fmt: skip
-    tuned, _ = load_checkpoint(fit(config))
+    tuned, _ = checkpoints.load(fit(config))
     after = feedback_report(tmp_path / "fb", tuned, threshold)
     assert before["error"] > 0.3
     assert after["error"] < before["error"] / 2

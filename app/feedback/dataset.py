@@ -16,9 +16,6 @@ import csv
 import hashlib
 import io
 import json
-import os
-import shutil
-import tempfile
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -26,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+from model.files import write_directory_atomic
 
 FORMAT = "lenet5-feedback/1"
 SPLITS = ("train", "held_out")
@@ -70,19 +69,12 @@ def write(
     out: Path, examples: Iterable[Example], *, seed: int, held_out: float, store: str
 ) -> dict:
     """Write the dataset to `out` (which must not exist yet, or be empty); returns the manifest."""
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise DatasetError(f"{out} already exists and is not empty: choose a new directory")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
-        manifest = _write_into(staging, examples, seed, held_out, store)
-        if out.exists():
-            out.rmdir()
-        os.replace(staging, out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    return manifest
+        return write_directory_atomic(
+            out, lambda staging: _write_into(staging, examples, seed, held_out, store)
+        )
+    except FileExistsError as exc:
+        raise DatasetError(str(exc)) from None
 
 
 def _write_into(
