@@ -11,8 +11,9 @@ The style: MNIST test digits as a low-resolution scanner sees them, each digit r
 like a fax or a cheap camera. `post` sends 1,000 of them (each first read by POST /predict,
 as a user would see its answer) to POST /feedback with the true label; `measure` reads 1,000
 OTHER digits in the same style (different MNIST test digits) through POST /predict and counts
-those misread or rejected. Results go to bench/results/feedback_loop.json, one entry per
---label. Needs the MNIST test files (LENET5_TEST_DATA_DIR, else ../shared/data/mnist).
+those misread or rejected, then reads the 10,000 MNIST test digits as they are through
+POST /predict/batch: the error on all of them, and on the 8,000 that neither set was made from.
+Results go to bench/results/feedback_loop.json, one entry per --label. Needs the MNIST test files (LENET5_TEST_DATA_DIR, else ../shared/data/mnist).
 """
 
 import argparse
@@ -53,11 +54,16 @@ def low_resolution_scan(digit: np.ndarray, rng: np.random.Generator) -> bytes:
     return buffer.getvalue()
 
 
+def order() -> np.ndarray:
+    """The MNIST test digits in the loop's order: the posted set, then the other set, then the
+    digits neither was made from."""
+    return np.random.default_rng(SEED).permutation(10_000)
+
+
 def style_set(which: str, count: int) -> list[tuple[bytes, int, int]]:
     """(png, label, MNIST test index): 'posted' and 'other' come from disjoint test digits."""
     images, labels = mnist_test()
-    order = np.random.default_rng(SEED).permutation(len(images))
-    chosen = order[:count] if which == "posted" else order[count : 2 * count]
+    chosen = order()[:count] if which == "posted" else order()[count : 2 * count]
     rng = np.random.default_rng([SEED, 0 if which == "posted" else 1])
     return [(low_resolution_scan(images[i], rng), int(labels[i]), int(i)) for i in chosen]
 
@@ -101,7 +107,34 @@ def measure(client: httpx.Client, count: int) -> dict:
         "error": (misread + rejected) / count,
         "misread": misread,
         "rejected": rejected,
+    } | mnist_errors(client, count)
+
+
+def mnist_errors(client: httpx.Client, count: int) -> dict:
+    """MNIST test error (misread, as `lenet5 evaluate` counts it) of the model serving, on all
+    10,000 test digits and on those the two style sets were not made from."""
+    images, labels = mnist_test()
+    wrong = np.zeros(len(images), bool)
+    for start in range(0, len(images), 250):
+        files = [("files", (f"{i}.png", png(images[i]), "image/png"))
+                 for i in range(start, min(start + 250, len(images)))]  # fmt: skip
+        answer = client.post("/predict/batch", files=files)
+        answer.raise_for_status()
+        digits = [result["digit"] for result in answer.json()["results"]]
+        chunk = slice(start, start + len(digits))
+        wrong[chunk] = np.array(digits) != labels[chunk]
+    unused = order()[2 * count :]
+    return {
+        "mnist_test_error": float(wrong.mean()),
+        "mnist_unused_test_error": float(wrong[unused].mean()),
+        "mnist_unused_digits": len(unused),
     }
+
+
+def png(digit: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(digit).save(buffer, "PNG")
+    return buffer.getvalue()
 
 
 def main() -> int:
