@@ -13,7 +13,8 @@ as a user would see its answer) to POST /feedback with the true label; `measure`
 OTHER digits in the same style (different MNIST test digits) through POST /predict and counts
 those misread or rejected, then reads the 10,000 MNIST test digits as they are through
 POST /predict/batch: the error on all of them, and on the 8,000 that neither set was made from.
-Results go to bench/results/feedback_loop.json, one entry per --label. Needs the MNIST test files (LENET5_TEST_DATA_DIR, else ../shared/data/mnist).
+Results go to bench/results/feedback_loop.json, one entry per --label. Needs the MNIST test
+files (LENET5_TEST_DATA_DIR, else ../shared/data/mnist).
 """
 
 import argparse
