@@ -58,7 +58,8 @@ class Settings(BaseSettings):
     )
 
     feedback: Literal["on", "off"] = Field(
-        default="on", description="on: POST /feedback stores corrections; off: its routes 404"
+        default="on",
+        description="on: POST /feedback stores corrections; off: no store, its routes 404/403",
     )
     feedback_db: Path = Field(
         default_factory=data_home,

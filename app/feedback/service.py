@@ -66,12 +66,16 @@ class FeedbackService:
         predicted = check_tag("predicted", fields.get("predicted"), LABELS)
         version = check_tag("version", fields.get("version"))
         source = check_tag("source", fields.get("source"))
-        record = await self._run(
-            partial(read, predictor, image, label, predicted=predicted, version=version,
-                    source=source)
-        )  # fmt: skip
-        record_id, new = await self._run(self.store.add, record)
+        tags = {"predicted": predicted, "version": version, "source": source}
+        # Reading and storing in one trip to the pool: a thread hop costs about as much as
+        # the model's run (bench/service.py).
+        record_id, new = await self._run(partial(self._keep, predictor, image, label, **tags))
         return {"id": record_id, "duplicate": not new, "label": label}
+
+    def _keep(
+        self, predictor: Predictor, image: bytes, label: str, **tags: str | None
+    ) -> tuple[int, bool]:
+        return self.store.add(read(predictor, image, label, **tags))
 
     async def stats(self) -> dict[str, Any]:
         return await self._run(self.store.stats)

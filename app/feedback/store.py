@@ -206,13 +206,14 @@ class Store:
             result = connection.execute(feedback.delete().where(feedback.c.id == record_id))
             return result.rowcount > 0
 
-    def records(
-        self, *, after: int = 0, limit: int | None = None, frames: bool = True
-    ) -> list[dict[str, Any]]:
+    def records(self, *, after: int = 0, limit: int | None = None) -> list[dict[str, Any]]:
         """Records in id order from `after`, with their frames (not their uploads)."""
         self.migrate()
-        columns = [*SUMMARY, feedback.c.frame] if frames else SUMMARY
-        query = sa.select(*columns).where(feedback.c.id > after).order_by(feedback.c.id)
+        query = (
+            sa.select(*SUMMARY, feedback.c.frame)
+            .where(feedback.c.id > after)
+            .order_by(feedback.c.id)
+        )
         if limit is not None:
             query = query.limit(limit)
         with self._errors("read from"), self.engine.connect() as connection:
@@ -257,10 +258,6 @@ class Store:
                 for version, count, agreed in by_version
             },
         }  # fmt: skip
-
-    def ping(self) -> None:
-        with self._errors("reach"), self.engine.connect() as connection:
-            connection.execute(sa.select(1))
 
     def close(self) -> None:
         self.engine.dispose()
