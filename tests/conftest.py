@@ -79,10 +79,10 @@ def service_settings(shipped_model: Path, tmp_path_factory: pytest.TempPathFacto
 
 
 @pytest.fixture(scope="session")
-def postgres() -> Iterator:
-    """A real PostgreSQL server for the session (Debian's binaries; CI installs them). Without
-    them the PostgreSQL cases are skipped, except under CI, where they fail."""
-    from postgres import Cluster, bindir
+def postgres_bin() -> Path:
+    """Where Debian's PostgreSQL server binaries are (CI installs them). Without them the
+    PostgreSQL cases are skipped, except under CI, where they fail."""
+    from postgres import bindir
 
     found = bindir()
     if found is None:
@@ -90,7 +90,15 @@ def postgres() -> Iterator:
         if os.environ.get("CI"):
             pytest.fail(message)
         pytest.skip(message)
-    with Cluster(found) as cluster:
+    return found
+
+
+@pytest.fixture(scope="session")
+def postgres(postgres_bin: Path) -> Iterator:
+    """A real PostgreSQL server for the session."""
+    from postgres import Cluster
+
+    with Cluster(postgres_bin) as cluster:
         yield cluster
 
 

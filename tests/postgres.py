@@ -49,16 +49,24 @@ class Cluster:
         self.root.chmod(0o700)
         self._run(str(self.bin / "initdb"), "-D", str(self.data), "-U", self.user,
                   "--auth=trust", "--no-sync", "-E", "UTF8")  # fmt: skip
+        self.start_server()
+        return self
+
+    def start_server(self) -> None:
+        """Start the server on the cluster (again, after stop_server)."""
         options = f"-c listen_addresses='' -k {self.socket}"
         if not self.durable:
             options += " -c fsync=off"
         self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-o", options,
                   "-l", str(self.root / "server.log"), "-w", "start")  # fmt: skip
-        return self
+
+    def stop_server(self) -> None:
+        """Stop the server, keeping the cluster's data."""
+        self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop")
 
     def stop(self) -> None:
         try:
-            self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop")
+            self.stop_server()
         finally:
             shutil.rmtree(self.root, ignore_errors=True)
 

@@ -199,3 +199,28 @@ def test_feedback_export_command_writes_what_the_api_stored(
         assert np.array_equal(by_id[record_id], pixels)
         assert labels[record_id] == str(label)
     assert labels[9] == "none"
+
+
+def test_feedback_survives_the_postgresql_server_going_away(
+    shipped_model: Path, tmp_path: Path, digits, postgres_bin: Path
+) -> None:
+    """The server stops while the service runs: corrections answer 503 and /predict keeps
+    serving; it comes back: what was stored before is there, and new corrections are kept."""
+    from postgres import Cluster
+
+    with Cluster(postgres_bin) as cluster:
+        url = cluster.create_database("outage")
+        with TestClient(create_app(settings_for(shipped_model, tmp_path, url))) as client:
+            first = send(client, digits[0][0], "7").json()["id"]
+            cluster.stop_server()
+            down = send(client, digits[1][0], "2")
+            assert down.status_code == 503
+            assert "feedback store" in down.json()["detail"]
+            predicted = client.post("/predict", content=digits[1][0],
+                                    headers={"Content-Type": "image/png"})  # fmt: skip
+            assert predicted.status_code == 200
+            cluster.start_server()
+            again = send(client, digits[1][0], "2")
+            assert again.status_code == 201, again.text
+            records = client.get("/feedback/export", headers=TOKEN).json()["records"]
+            assert [r["id"] for r in records] == [first, again.json()["id"]]
