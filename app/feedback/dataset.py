@@ -25,11 +25,12 @@ import numpy as np
 from PIL import Image
 
 from model.files import write_directory_atomic
+from model.spec import DIGITS
 
 FORMAT = "lenet5-feedback/1"
 SPLITS = ("train", "held_out")
 NONE_LABEL = "none"
-LABELS = (*(str(digit) for digit in range(10)), NONE_LABEL)
+LABELS = (*DIGITS, NONE_LABEL)  # what a correction can say: a digit, or not a digit
 FRAME = 28
 COLUMNS = ("id", "split", "file", "label", "predicted", "version", "source", "created")
 

@@ -31,6 +31,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 
 from app.errors import StoreError, StoreFullError, StoreUnavailableError
+from app.feedback.dataset import LABELS, NONE_LABEL
 
 log = logging.getLogger("lenet5.feedback")
 
@@ -38,7 +39,6 @@ SQLITE_FILE = "feedback.sqlite3"
 SQLITE_BUSY_MS = 10_000
 # PostgreSQL's advisory lock key for migrations: only one replica upgrades at a time.
 MIGRATION_LOCK = 0x1E4E75
-LABELS = (*(str(digit) for digit in range(10)), "none")
 
 metadata = sa.MetaData()
 feedback = sa.Table(
@@ -234,8 +234,8 @@ class Store:
         # The model agrees when it read the labelled digit and accepted it, or rejected what
         # the correction says is not a digit.
         agrees = sa.case(
-            (sa.and_(c.label == "none", c.model_rejected), 1),
-            (sa.and_(c.label != "none", sa.not_(c.model_rejected),
+            (sa.and_(c.label == NONE_LABEL, c.model_rejected), 1),
+            (sa.and_(c.label != NONE_LABEL, sa.not_(c.model_rejected),
                      sa.cast(c.model_digit, sa.String) == c.label), 1),
             else_=0,
         )  # fmt: skip

@@ -13,6 +13,8 @@ down_revision = None
 branch_labels = None
 depends_on = None
 
+# The labels as this revision knew them: a migration stays as it was written, whatever the
+# code's labels become later.
 LABELS = (*(str(digit) for digit in range(10)), "none")
 
 
