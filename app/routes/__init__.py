@@ -15,8 +15,9 @@ bearer = HTTPBearer(auto_error=False, description="the token set in LENET5_RELOA
 BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 
 
-def authorise(settings: Settings, credentials: HTTPAuthorizationCredentials | None,
-              what: str) -> None:  # fmt: skip
+def authorise(
+    settings: Settings, credentials: HTTPAuthorizationCredentials | None, what: str
+) -> None:
     """The operator's bearer token (LENET5_RELOAD_TOKEN): `what` is off without one (403), and
     refused with a wrong one (401)."""
     token = settings.reload_token
