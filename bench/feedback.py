@@ -48,10 +48,22 @@ def run_store(name: str, env: dict[str, str], args: argparse.Namespace, work: Pa
     pngs = [png(image) for image in images]
     # Distinct keys: the warm-up says "not a digit" of images the timed run labels 0 … 9.
     ctype = f"multipart/form-data; boundary={BOUNDARY}"
-    warm = Scenario(work, f"{name}-warm", "POST", "/feedback", ctype,
-                    [correction(pngs[i], "none", i) for i in range(WARM_UP)])  # fmt: skip
-    timed = Scenario(work, name, "POST", "/feedback", ctype,
-                     [correction(data, str(i % 10), i) for i, data in enumerate(pngs)])  # fmt: skip
+    warm = Scenario(
+        work,
+        f"{name}-warm",
+        "POST",
+        "/feedback",
+        ctype,
+        [correction(pngs[i], "none", i) for i in range(WARM_UP)],
+    )
+    timed = Scenario(
+        work,
+        name,
+        "POST",
+        "/feedback",
+        ctype,
+        [correction(data, str(i % 10), i) for i, data in enumerate(pngs)],
+    )
     port = free_port()
     os.environ.update(env)  # start_server's child inherits the environment
     try:
@@ -88,10 +100,12 @@ def main() -> int:
             url = cluster.create_database("lenet5")
             rows.append(run_store("postgresql", {"LENET5_FEEDBACK_URL": url}, args, work))
     for row in rows:
-        print(f"{row['store']:<11} {row['requests_per_s']:>8.1f} req/s  p50 {row['p50_ms']:.1f} ms"
-              f"  p99 {row['p99_ms']:.1f} ms  errors {row['errors']}  stored {row['stored']}"
-              f"  server CPU {row['server_cpu_us_per_request']:.0f} µs/request"
-              f"  load {row['loadavg_1min']}")  # fmt: skip
+        print(
+            f"{row['store']:<11} {row['requests_per_s']:>8.1f} req/s  p50 {row['p50_ms']:.1f} ms"
+            f"  p99 {row['p99_ms']:.1f} ms  errors {row['errors']}  stored {row['stored']}"
+            f"  server CPU {row['server_cpu_us_per_request']:.0f} µs/request"
+            f"  load {row['loadavg_1min']}"
+        )
     RESULTS.write_text(json.dumps(rows, indent=2) + "\n")
     return 0
 

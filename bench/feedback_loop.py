@@ -83,15 +83,23 @@ def post(client: httpx.Client, count: int) -> dict:
         answer = client.post(
             "/feedback",
             files={"file": (f"test-{index}.png", png, "image/png")},
-            data={"label": str(label), "source": SOURCE, "version": said["version"],
-                  "predicted": "none" if said["rejected"] else str(said["digit"])},
-        )  # fmt: skip
+            data={
+                "label": str(label),
+                "source": SOURCE,
+                "version": said["version"],
+                "predicted": "none" if said["rejected"] else str(said["digit"]),
+            },
+        )
         if answer.status_code not in (200, 201):
             raise SystemExit(f"POST /feedback answered {answer.status_code}: {answer.text}")
         stored += answer.status_code == 201
         duplicates += answer.status_code == 200
-    return {"posted": count, "stored": stored, "duplicates": duplicates,
-            "wrong_or_rejected_when_posted": wrong / count}  # fmt: skip
+    return {
+        "posted": count,
+        "stored": stored,
+        "duplicates": duplicates,
+        "wrong_or_rejected_when_posted": wrong / count,
+    }
 
 
 def measure(client: httpx.Client, count: int) -> dict:
@@ -117,8 +125,10 @@ def mnist_errors(client: httpx.Client, count: int) -> dict:
     images, labels = mnist_test()
     wrong = np.zeros(len(images), bool)
     for start in range(0, len(images), 250):
-        files = [("files", (f"{i}.png", png(images[i]), "image/png"))
-                 for i in range(start, min(start + 250, len(images)))]  # fmt: skip
+        files = [
+            ("files", (f"{i}.png", png(images[i]), "image/png"))
+            for i in range(start, min(start + 250, len(images)))
+        ]
         answer = client.post("/predict/batch", files=files)
         answer.raise_for_status()
         digits = [result["digit"] for result in answer.json()["results"]]

@@ -47,8 +47,17 @@ class Cluster:
         if self.as_root:
             shutil.chown(self.root, "postgres", "postgres")
         self.root.chmod(0o700)
-        self._run(str(self.bin / "initdb"), "-D", str(self.data), "-U", self.user,
-                  "--auth=trust", "--no-sync", "-E", "UTF8")  # fmt: skip
+        self._run(
+            str(self.bin / "initdb"),
+            "-D",
+            str(self.data),
+            "-U",
+            self.user,
+            "--auth=trust",
+            "--no-sync",
+            "-E",
+            "UTF8",
+        )
         self.start_server()
         return self
 
@@ -57,8 +66,17 @@ class Cluster:
         options = f"-c listen_addresses='' -k {self.socket}"
         if not self.durable:
             options += " -c fsync=off"
-        self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-o", options,
-                  "-l", str(self.root / "server.log"), "-w", "start")  # fmt: skip
+        self._run(
+            str(self.bin / "pg_ctl"),
+            "-D",
+            str(self.data),
+            "-o",
+            options,
+            "-l",
+            str(self.root / "server.log"),
+            "-w",
+            "start",
+        )
 
     def stop_server(self) -> None:
         """Stop the server, keeping the cluster's data."""

@@ -21,8 +21,14 @@ TOKEN = {"Authorization": "Bearer sesame"}
 
 
 def settings_for(shipped_model: Path, folder: Path, url: str | None, **more) -> Settings:
-    return Settings(model_path=shipped_model, threads=1, reload_token="sesame",
-                    feedback_db=folder, feedback_url=url, **more)  # fmt: skip
+    return Settings(
+        model_path=shipped_model,
+        threads=1,
+        reload_token="sesame",
+        feedback_db=folder,
+        feedback_url=url,
+        **more,
+    )
 
 
 @pytest.fixture
@@ -138,8 +144,12 @@ def test_feedback_off_answers_404_and_403(shipped_model: Path, tmp_path: Path, d
         assert client.get("/feedback/stats").status_code == 404
         assert client.get("/feedback/export", headers=TOKEN).status_code == 403
         assert client.delete("/feedback/1", headers=TOKEN).status_code == 403
-        assert client.post("/predict", content=digits[0][0],
-                           headers={"Content-Type": "image/png"}).status_code == 200  # fmt: skip
+        assert (
+            client.post(
+                "/predict", content=digits[0][0], headers={"Content-Type": "image/png"}
+            ).status_code
+            == 200
+        )
     assert not list(tmp_path.iterdir())  # no store was even created
 
 
@@ -152,8 +162,9 @@ def test_feedback_store_down_answers_503_and_predict_keeps_working(
         assert answer.status_code == 503
         assert "cannot" in answer.json()["detail"] and "feedback store" in answer.json()["detail"]
         assert client.get("/feedback/stats").status_code == 503
-        predicted = client.post("/predict", content=digits[0][0],
-                                headers={"Content-Type": "image/png"})  # fmt: skip
+        predicted = client.post(
+            "/predict", content=digits[0][0], headers={"Content-Type": "image/png"}
+        )
         assert predicted.status_code == 200 and predicted.json()["digit"] == digits[0][1]
         assert client.get("/ready").status_code == 200
 
@@ -216,8 +227,9 @@ def test_feedback_survives_the_postgresql_server_going_away(
             down = send(client, digits[1][0], "2")
             assert down.status_code == 503
             assert "feedback store" in down.json()["detail"]
-            predicted = client.post("/predict", content=digits[1][0],
-                                    headers={"Content-Type": "image/png"})  # fmt: skip
+            predicted = client.post(
+                "/predict", content=digits[1][0], headers={"Content-Type": "image/png"}
+            )
             assert predicted.status_code == 200
             cluster.start_server()
             again = send(client, digits[1][0], "2")

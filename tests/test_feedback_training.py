@@ -81,10 +81,19 @@ def test_fine_tuning_on_corrections_lowers_their_held_out_error(
     net, _ = checkpoints.load(SHIPPED_CHECKPOINT)
     threshold = predictor.threshold  # the shipped model's, for before and after alike
     before = feedback_report(tmp_path / "fb", net, threshold)
-    config = TrainConfig(data_dir=str(mnist_dir), out_dir=str(tmp_path / "run"), epochs=1,
-                         train_limit=2000, lr=2e-4, j=84.0, seed=1, threads=1,
-                         init_from=str(SHIPPED_CHECKPOINT), feedback=str(tmp_path / "fb"),
-                         feedback_repeat=5)  # fmt: skip
+    config = TrainConfig(
+        data_dir=str(mnist_dir),
+        out_dir=str(tmp_path / "run"),
+        epochs=1,
+        train_limit=2000,
+        lr=2e-4,
+        j=84.0,
+        seed=1,
+        threads=1,
+        init_from=str(SHIPPED_CHECKPOINT),
+        feedback=str(tmp_path / "fb"),
+        feedback_repeat=5,
+    )
     tuned, _ = checkpoints.load(fit(config))
     after = feedback_report(tmp_path / "fb", tuned, threshold)
     assert before["error"] > 0.3

@@ -81,6 +81,8 @@ def main(args: argparse.Namespace) -> int:
     finally:
         store.close()
     counts = manifest["counts"]
-    print(f"{args.out}: {counts['train']} corrections to train on, {counts['held_out']} held out "
-          f"(seed {args.seed}), from {store.name}")  # fmt: skip
+    print(
+        f"{args.out}: {counts['train']} corrections to train on, {counts['held_out']} held out "
+        f"(seed {args.seed}), from {store.name}"
+    )
     return 0

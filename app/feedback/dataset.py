@@ -95,8 +95,18 @@ def _write_into(
             (staging / file).write_bytes(data)
             sums[file] = hashlib.sha256(data).hexdigest()
             counts[name][example.label] += 1
-            writer.writerow((example.id, name, file, example.label, example.predicted,
-                             example.version, example.source, example.created))  # fmt: skip
+            writer.writerow(
+                (
+                    example.id,
+                    name,
+                    file,
+                    example.label,
+                    example.predicted,
+                    example.version,
+                    example.source,
+                    example.created,
+                )
+            )
     sums["labels.csv"] = _sha256(staging / "labels.csv")
     manifest = {
         "format": FORMAT,

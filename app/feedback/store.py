@@ -122,9 +122,11 @@ class Store:
         else:
             self.directory = None
             self.engine = sa.create_engine(
-                url, pool_size=pool_size, pool_pre_ping=True,
+                url,
+                pool_size=pool_size,
+                pool_pre_ping=True,
                 connect_args={"connect_timeout": max(1, round(connect_timeout))},
-            )  # fmt: skip
+            )
 
     @classmethod
     def open(cls, url: str | None, directory: Path, **kwargs: Any) -> "Store":
@@ -233,12 +235,10 @@ class Store:
         c = feedback.c
         # The model agrees when it read the labelled digit and accepted it, or rejected what
         # the correction says is not a digit.
-        agrees = sa.case(
-            (sa.and_(c.label == NONE_LABEL, c.model_rejected), 1),
-            (sa.and_(c.label != NONE_LABEL, sa.not_(c.model_rejected),
-                     sa.cast(c.model_digit, sa.String) == c.label), 1),
-            else_=0,
-        )  # fmt: skip
+        rejected_non_digit = sa.and_(c.label == NONE_LABEL, c.model_rejected)
+        digit = sa.cast(c.model_digit, sa.String)
+        read_digit = sa.and_(c.label != NONE_LABEL, sa.not_(c.model_rejected), digit == c.label)
+        agrees = sa.case((sa.or_(rejected_non_digit, read_digit), 1), else_=0)
         with self._errors("read from"), self.engine.connect() as connection:
             by_label = connection.execute(
                 sa.select(c.label, sa.func.count()).group_by(c.label).order_by(c.label)
@@ -253,11 +253,14 @@ class Store:
             "total": total,
             "by_label": {label: count for label, count in by_label},
             "by_model_version": {
-                version: {"count": count, "agreed": int(agreed or 0),
-                          "agreement": (agreed or 0) / count}
+                version: {
+                    "count": count,
+                    "agreed": int(agreed or 0),
+                    "agreement": (agreed or 0) / count,
+                }
                 for version, count, agreed in by_version
             },
-        }  # fmt: skip
+        }
 
     def close(self) -> None:
         self.engine.dispose()
