@@ -236,3 +236,45 @@ def test_feedback_survives_the_postgresql_server_going_away(
             assert again.status_code == 201, again.text
             records = client.get("/feedback/export", headers=TOKEN).json()["records"]
             assert [r["id"] for r in records] == [first, again.json()["id"]]
+
+
+@pytest.mark.slow
+def test_feedback_from_several_uvicorn_workers_is_stored_once_each(
+    store_url: str | None, tmp_path: Path, mnist_test, encode
+) -> None:
+    """`lenet5 serve --workers 3` on one store: each worker migrates it at start, and
+    corrections sent concurrently, each image twice, are all kept exactly once."""
+    import os
+    import subprocess
+    import sys
+    from concurrent.futures import ThreadPoolExecutor
+
+    import httpx
+    from test_reload import free_port, wait_ready
+
+    images, labels = mnist_test
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = os.environ | {"LENET5_FEEDBACK_DB": str(tmp_path)}
+    if store_url:
+        env["LENET5_FEEDBACK_URL"] = store_url
+    command = [sys.executable, "-m", "model.cli", "serve", "--port", str(port), "--workers", "3"]
+    server = subprocess.Popen(
+        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    try:
+        wait_ready(url, server)
+
+        def post(index: int) -> int:
+            files = {"file": (f"{index}.png", encode(images[index % 60]), "image/png")}
+            data = {"label": str(labels[index % 60])}
+            return httpx.post(f"{url}/feedback", files=files, data=data, timeout=30).status_code
+
+        with ThreadPoolExecutor(12) as pool:
+            statuses = list(pool.map(post, range(120)))
+        assert sorted(set(statuses)) == [200, 201]
+        assert statuses.count(201) == 60
+        assert httpx.get(f"{url}/feedback/stats").json()["total"] == 60
+    finally:
+        server.terminate()
+        server.communicate(timeout=30)
