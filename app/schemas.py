@@ -160,6 +160,10 @@ class Reloaded(BaseModel):
 
 
 class FeedbackStored(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"id": 17, "duplicate": False, "label": "4"}]}
+    )
+
     id: int = Field(description="the record's id (DELETE /feedback/{id} removes it)")
     duplicate: bool = Field(
         description="true when the same image with the same label was stored already: "
@@ -178,6 +182,20 @@ class VersionAgreement(BaseModel):
 
 
 class FeedbackStats(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "total": 3,
+                    "by_label": {"4": 2, "none": 1},
+                    "by_model_version": {
+                        "2026.11.22-8a31a882": {"count": 3, "agreed": 1, "agreement": 1 / 3}
+                    },
+                }
+            ]
+        }
+    )
+
     total: int
     by_label: dict[str, int] = Field(description="corrections by label, 0 … 9 and none")
     by_model_version: dict[str, VersionAgreement] = Field(
