@@ -79,7 +79,7 @@ class TrainConfig:
     feedback: str | None = option(
         None, "a `lenet5 feedback export` directory: its train split joins every epoch"
     )
-    feedback_repeat: int = option(10, "with --feedback: times each correction appears an epoch")
+    feedback_repeat: int = option(10, "with --feedback: times each correction appears in an epoch")
 
 
 def make_optimizer(config: TrainConfig, params: Iterable[nn.Parameter]) -> torch.optim.Optimizer:
