@@ -186,3 +186,18 @@ def test_migrate_command_brings_a_deployed_store_to_the_newest_revision(
         revision = MigrationContext.configure(connection).get_current_revision()
     assert revision == ScriptDirectory.from_config(alembic_config()).get_current_head()
     store.close()
+
+
+def test_export_command_reads_a_store_as_it_is_and_never_upgrades_it(
+    store_url: str | None, tmp_path: Path
+) -> None:
+    from model.cli import main as lenet5
+
+    source = ["--url", store_url] if store_url else ["--db", str(tmp_path)]
+    with pytest.raises(SystemExit, match="cannot read from the feedback store .*feedback"):
+        lenet5(["feedback", "export", "--out", str(tmp_path / "out"), *source])
+    assert not (tmp_path / "out").exists()
+    store = Store.open(store_url, tmp_path, upgrade=False)
+    with store.engine.connect() as connection:
+        assert sa.inspect(connection).get_table_names() == []  # no schema was made
+    store.close()

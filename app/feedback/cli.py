@@ -44,7 +44,8 @@ def open_store(args: argparse.Namespace) -> Store:
     url: str | None = args.url
     if url is None and settings.feedback_url is not None:
         url = settings.feedback_url.get_secret_value()
-    return Store.open(url, args.db or settings.feedback_db)
+    # Only `migrate` changes the schema: an export reads the database as it is.
+    return Store.open(url, args.db or settings.feedback_db, upgrade=args.action == "migrate")
 
 
 def examples(store: Store) -> Iterator[Example]:

@@ -108,8 +108,13 @@ def describe(url: URL) -> str:
 
 
 class Store:
-    def __init__(self, url: URL, *, pool_size: int = 4, connect_timeout: float = 5) -> None:
+    def __init__(
+        self, url: URL, *, pool_size: int = 4, connect_timeout: float = 5, upgrade: bool = True
+    ) -> None:
+        """`upgrade`: bring the schema up to date before the first use (the service does;
+        a reader such as the export leaves a deployed database as it is)."""
         self.url = url
+        self.upgrade = upgrade
         self._migrated = False
         self._lock = threading.Lock()
         if url.get_backend_name() == "sqlite":
@@ -135,6 +140,10 @@ class Store:
     @property
     def name(self) -> str:
         return describe(self.url)
+
+    def _ready(self) -> None:
+        if self.upgrade:
+            self.migrate()  # at the first use; a no-op after
 
     def migrate(self) -> None:
         """Bring the schema to the newest revision; several processes may call it at once."""
@@ -169,7 +178,7 @@ class Store:
     def add(self, record: Record) -> tuple[int, bool]:
         """Store `record` unless the same image with the same label is there already:
         (its id, whether it was new)."""
-        self.migrate()
+        self._ready()
         row = {
             "sha256": record.sha256,
             "image_sha256": hashlib.sha256(record.image).hexdigest(),
@@ -203,14 +212,14 @@ class Store:
                 return int(existing), False
 
     def delete(self, record_id: int) -> bool:
-        self.migrate()
+        self._ready()
         with self._errors("delete from"), self.engine.begin() as connection:
             result = connection.execute(feedback.delete().where(feedback.c.id == record_id))
             return result.rowcount > 0
 
     def records(self, *, after: int = 0, limit: int | None = None) -> list[dict[str, Any]]:
         """Records in id order from `after`, with their frames (not their uploads)."""
-        self.migrate()
+        self._ready()
         query = (
             sa.select(*SUMMARY, feedback.c.frame)
             .where(feedback.c.id > after)
@@ -231,7 +240,7 @@ class Store:
 
     def stats(self) -> dict[str, Any]:
         """Counts by label, and how often each model version agreed with the corrections."""
-        self.migrate()
+        self._ready()
         c = feedback.c
         # The model agrees when it read the labelled digit and accepted it, or rejected what
         # the correction says is not a digit.
