@@ -25,13 +25,18 @@ RUN pip --python /opt/venv/bin/python install --no-deps --target /opt/lenet5 .
 FROM python:3.11-slim
 # A fixed numeric uid, so Kubernetes' runAsNonRoot can verify it (deploy/k8s runs as 10001).
 RUN groupadd --system --gid 10001 lenet5 \
- && useradd --system --uid 10001 --gid 10001 --no-create-home --shell /usr/sbin/nologin lenet5
+ && useradd --system --uid 10001 --gid 10001 --no-create-home --shell /usr/sbin/nologin lenet5 \
+ && mkdir /data && chown 10001:10001 /data
 COPY --from=deps /opt/venv /opt/venv
 COPY --from=package /opt/lenet5 /opt/lenet5
 # onnxruntime's own telemetry would report from every pod (and warns when it cannot store its
 # device id: this user has no home and the Deployment's root is read-only).
 ENV PATH=/opt/lenet5/bin:/opt/venv/bin:$PATH PYTHONPATH=/opt/lenet5 \
-    PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 LENET5_WORKERS=1 ORT_DISABLE_TELEMETRY=1
+    PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 LENET5_WORKERS=1 ORT_DISABLE_TELEMETRY=1 \
+    LENET5_FEEDBACK_DB=/data
+# The corrections' SQLite store (feedback.sqlite3 and its WAL): a volume, so it outlives the
+# container; LENET5_FEEDBACK_URL=postgresql://… keeps them in PostgreSQL instead.
+VOLUME /data
 USER 10001:10001
 EXPOSE 8000
 # slim has no curl; urlopen raises on a refused connection or a non-2xx answer.

@@ -80,11 +80,28 @@ class UnknownModelError(RequestError):
     """An inference-protocol model, version or endpoint that this service does not serve."""
 
 
+class NotFoundError(RequestError):
+    """No such resource: a record that does not exist, or a feature that is switched off."""
+
+
+class StoreError(RequestError):
+    """The feedback store could not do what was asked; nothing already stored is lost."""
+
+
+class StoreUnavailableError(StoreError):
+    """The feedback store cannot be reached, or did not answer in time."""
+
+
+class StoreFullError(StoreError):
+    """The feedback store's disk (or quota) is full."""
+
+
 STATUS: dict[type[RequestError], int] = {
     RequestError: 422,
     UnsupportedMediaError: 415,
     CorruptImageError: 422,
     TooLargeError: 413,
+    UnreadBodyTooLargeError: 413,
     NoInkError: 422,
     MalformedRequestError: 422,
     InvalidContentLengthError: 400,
@@ -97,6 +114,10 @@ STATUS: dict[type[RequestError], int] = {
     ModelRefusedError: 409,
     InvalidTensorError: 400,
     UnknownModelError: 404,
+    NotFoundError: 404,
+    StoreError: 503,
+    StoreUnavailableError: 503,
+    StoreFullError: 507,
 }
 
 

@@ -19,6 +19,7 @@ from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.errors import RequestError, http_status
 from model.spec import DIGITS
 
 UNMATCHED = "<unmatched>"  # one label for every unknown path, so scanners cannot add series
@@ -98,6 +99,13 @@ class Metrics:
             "lenet5_model_info", "The model serving (value 1)", ["version", "sha256"],
             registry=self.registry,
         )  # fmt: skip
+        self.feedback = Counter(
+            "lenet5_feedback_received",
+            "Corrections received by POST /feedback, by label and result (stored, duplicate, "
+            "or 'refused' and the HTTP status answered)",
+            ["label", "result"],
+            registry=self.registry,
+        )
         # Labelled children, looked up once: .labels() costs more than the increment itself.
         self._by_digit = [self.predictions.labels(digit) for digit in DIGITS]
 
@@ -113,6 +121,13 @@ class Metrics:
                 child.inc(int(count))
         if rejected.any():
             self.rejections.inc(int(rejected.sum()))
+
+    def feedback_stored(self, label: str, duplicate: bool) -> None:
+        self.feedback.labels(label, "duplicate" if duplicate else "stored").inc()
+
+    def feedback_refused(self, error: Exception) -> None:
+        status = http_status(error) if isinstance(error, RequestError) else 500
+        self.feedback.labels("", f"refused {status}").inc()
 
     def serving(self, version: str, sha256: str) -> None:
         self.model.clear()

@@ -12,7 +12,8 @@ def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
     texts = {
         400: "an invalid Content-Length, or the client left before its answer",
         401: "missing or wrong bearer token",
-        403: "reloading over HTTP is off (no LENET5_RELOAD_TOKEN)",
+        403: "off: no LENET5_RELOAD_TOKEN is set (for /feedback's records, or LENET5_FEEDBACK=off)",
+        404: "no such record, or feedback is off (LENET5_FEEDBACK=off)",
         409: "the model file was refused; the previous model keeps serving",
         413: "the body, the image's pixels or decoding memory, the batch, a part's headers or "
         "the part count is over its limit",
@@ -20,7 +21,9 @@ def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
         422: "a damaged image, an image without ink, a malformed multipart body, a missing "
         "field or an invalid parameter",
         500: "a bug met while reading the image (logged); other requests are not affected",
-        503: "the model is not loaded, or every decoder is busy (see Retry-After)",
+        503: "the model is not loaded, every decoder is busy (see Retry-After), or the feedback "
+        "store cannot be reached",
+        507: "the feedback store's disk is full; nothing already stored is lost",
     }
     return {status: {"model": Error, "description": texts[status]} for status in statuses}
 

@@ -157,3 +157,70 @@ class Reloaded(BaseModel):
     changed: bool = Field(description="false when the file was the one already serving")
     previous_version: str
     previous_sha256: str
+
+
+class FeedbackStored(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"id": 17, "duplicate": False, "label": "4"}]}
+    )
+
+    id: int = Field(description="the record's id (DELETE /feedback/{id} removes it)")
+    duplicate: bool = Field(
+        description="true when the same image with the same label was stored already: "
+        "the answer names that record and nothing new is stored (status 200 instead of 201)"
+    )
+    label: str = Field(description="the label as stored: 0 … 9 or none")
+
+
+class VersionAgreement(BaseModel):
+    count: int = Field(description="corrections read by this model version")
+    agreed: int = Field(
+        description="of them, those it read as the label says (a digit read and accepted, "
+        "or a non-digit rejected)"
+    )
+    agreement: float = Field(description="agreed / count")
+
+
+class FeedbackStats(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "total": 3,
+                    "by_label": {"4": 2, "none": 1},
+                    "by_model_version": {
+                        "2026.11.22-8a31a882": {"count": 3, "agreed": 1, "agreement": 1 / 3}
+                    },
+                }
+            ]
+        }
+    )
+
+    total: int
+    by_label: dict[str, int] = Field(description="corrections by label, 0 … 9 and none")
+    by_model_version: dict[str, VersionAgreement] = Field(
+        description="how often the model that read each correction agreed with it"
+    )
+
+
+class FeedbackRecord(BaseModel):
+    id: int
+    sha256: str = Field(description="sha256 of the upload followed by the label (the dedupe key)")
+    image_sha256: str
+    label: str
+    predicted: str | None = Field(description="what the client says the service answered")
+    version: str | None = Field(description="the model version the client names")
+    source: str | None
+    model_digit: int = Field(description="the digit the serving model read when it was stored")
+    model_rejected: bool
+    model_version: str
+    model_sha256: str
+    created: str
+    frame_png: str = Field(description="the 28×28 frame the service made of it, base64 PNG")
+
+
+class FeedbackPage(BaseModel):
+    records: list[FeedbackRecord]
+    next_after: int | None = Field(
+        description="pass as `after` for the next page; null on the last page"
+    )

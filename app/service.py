@@ -17,7 +17,9 @@ from fastapi import Depends, FastAPI, Request
 
 from app.access_log import AccessLog
 from app.batching import Batcher
-from app.errors import NotReadyError, RequestError
+from app.errors import NotReadyError, RequestError, StoreError
+from app.feedback.service import FeedbackService
+from app.feedback.store import Store
 from app.metrics import Metrics
 from app.pool import DecodePool
 from app.predictor import ModelError, Predictor
@@ -37,6 +39,7 @@ class Service:
     predictor: Predictor | None = None
     batcher: Batcher[dict[str, Any] | RequestError] | None = None
     pool: DecodePool | None = None
+    feedback: FeedbackService | None = None  # None when LENET5_FEEDBACK=off
     reloading: asyncio.Lock = field(default_factory=asyncio.Lock)
     _background: set[asyncio.Task[None]] = field(default_factory=set)
 
@@ -93,6 +96,21 @@ class Service:
         with suppress(ModelError):  # already logged and counted by reload()
             await self.reload()
 
+    async def open_feedback(self) -> None:
+        """The corrections store, its schema migrated; one that is down is logged and tried
+        again on its first use, and /predict serves meanwhile."""
+        settings = self.settings
+        if settings.feedback == "off":
+            return
+        url = settings.feedback_url.get_secret_value() if settings.feedback_url else None
+        self.feedback = FeedbackService(Store.open(url, settings.feedback_db))
+        try:
+            await self.feedback.open()
+        except StoreError as exc:
+            log.error("feedback store not ready, /predict serves meanwhile: %s", exc)
+        else:
+            log.info("feedback kept in %s", self.feedback.store.name)
+
     def stop(self) -> None:
         for task in list(self._background):
             task.cancel()
@@ -101,6 +119,9 @@ class Service:
         if self.pool is not None:
             self.pool.close()
             self.pool = None
+        if self.feedback is not None:
+            self.feedback.close()
+            self.feedback = None
 
 
 @contextmanager
@@ -132,6 +153,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings = service.settings
     service.pool = DecodePool(settings.decode_workers, settings.decode_queue, ["app.imaging"])
     await service.pool.start()
+    await service.open_feedback()
     # Everything loaded so far lives as long as the process: frozen, the garbage collector
     # stops walking it on every full collection, which under load set the latency's tail.
     gc.collect()

@@ -1,8 +1,9 @@
 """Service settings, read from LENET5_* environment variables."""
 
+import os
 from importlib.resources import files
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -10,6 +11,11 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from app.imaging.decode import DEFAULT_DECODE_MEMORY
 
 MiB = 1024 * 1024
+
+
+def data_home() -> Path:
+    """Where the SQLite feedback store lives unless told: $XDG_DATA_HOME/lenet5."""
+    return Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share") / "lenet5"
 
 
 def shipped_model() -> Path:
@@ -93,6 +99,19 @@ class Settings(BaseSettings):
     reload_token: SecretStr | None = Field(
         default=None,
         description="bearer token that turns on POST /model/reload; unset leaves it off",
+    )
+
+    feedback: Literal["on", "off"] = Field(
+        default="on",
+        description="on: POST /feedback stores corrections; off: no store, its routes 404/403",
+    )
+    feedback_db: Path = Field(
+        default_factory=data_home,
+        description="directory of the SQLite feedback store (feedback.sqlite3, WAL mode)",
+    )
+    feedback_url: SecretStr | None = Field(
+        default=None,
+        description="postgresql://user:password@host/db to keep feedback in PostgreSQL instead",
     )
 
     @field_validator("cors_origins", mode="before")

@@ -1,13 +1,18 @@
 """Writing a file so that readers see the old one or the new one, never half of one.
 
 Used for everything the project writes that something else may read meanwhile: checkpoints,
-the exported model (a running service reloads it), the MNIST cache. Standard library only.
+the exported model (a running service reloads it), the MNIST cache, a feedback export.
+Standard library only.
 """
 
 import os
+import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
+
+T = TypeVar("T")
 
 
 def write_atomic(path: Path, write: Callable[[Path], object], mode: int = 0o644) -> None:
@@ -31,3 +36,21 @@ def write_atomic(path: Path, write: Callable[[Path], object], mode: int = 0o644)
 def write_bytes_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
     """`path.write_bytes(data)`, atomically."""
     write_atomic(path, lambda tmp: tmp.write_bytes(data), mode)
+
+
+def write_directory_atomic(path: Path, fill: Callable[[Path], T]) -> T:
+    """Have `fill` write a new directory beside `path`, then rename it to `path`, which must not
+    exist or be empty; its result is returned. Interrupted or failed, nothing is left behind."""
+    if path.exists() and (not path.is_dir() or any(path.iterdir())):
+        raise FileExistsError(f"{path} already exists and is not empty: choose a new directory")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    try:
+        result = fill(staging)
+        if path.exists():
+            path.rmdir()
+        os.replace(staging, path)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return result

@@ -1,4 +1,6 @@
-"""Shared fixtures: the real MNIST files (from LENET5_TEST_DATA_DIR, else ../shared/data/mnist)."""
+"""Shared fixtures: the real MNIST files (from LENET5_TEST_DATA_DIR, else ../shared/data/mnist),
+the service, and the feedback stores (SQLite in a temporary directory; a real PostgreSQL server
+started for the session)."""
 
 import io
 import os
@@ -66,11 +68,51 @@ def shipped_model() -> Path:
 
 
 @pytest.fixture(scope="session")
-def service_settings(shipped_model: Path):
-    """Settings of a service on the shipped model, one onnxruntime thread, reloading allowed."""
+def service_settings(shipped_model: Path, tmp_path_factory: pytest.TempPathFactory):
+    """Settings of a service on the shipped model, one onnxruntime thread, reloading allowed,
+    feedback kept in a SQLite store of its own."""
     from app.settings import Settings
 
-    return Settings(model_path=shipped_model, threads=1, reload_token="test-token")
+    return Settings(
+        model_path=shipped_model,
+        threads=1,
+        reload_token="test-token",
+        feedback_db=tmp_path_factory.mktemp("feedback"),
+    )
+
+
+@pytest.fixture(scope="session")
+def postgres_bin() -> Path:
+    """Where Debian's PostgreSQL server binaries are (CI installs them). Without them the
+    PostgreSQL cases are skipped, except under CI, where they fail."""
+    from postgres import bindir
+
+    found = bindir()
+    if found is None:
+        message = "PostgreSQL server binaries not found (apt-get install postgresql)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return found
+
+
+@pytest.fixture(scope="session")
+def postgres(postgres_bin: Path) -> Iterator:
+    """A real PostgreSQL server for the session."""
+    from postgres import Cluster
+
+    with Cluster(postgres_bin) as cluster:
+        yield cluster
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str | None:
+    """None for a fresh SQLite store in tmp_path (the default), or the URL of a fresh
+    PostgreSQL database on the session's server."""
+    if request.param == "sqlite":
+        return None
+    cluster = request.getfixturevalue("postgres")
+    return cluster.create_database(f"t{os.urandom(6).hex()}")
 
 
 @pytest.fixture(scope="module")

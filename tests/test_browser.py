@@ -55,6 +55,9 @@ def need_chromium() -> None:
     pytest.skip(message)
 
 
+TOKEN = "test-token"  # conftest.service_settings' reload token
+
+
 @pytest.fixture(scope="module")
 def browser():
     need_chromium()
@@ -287,3 +290,61 @@ def test_architecture_from_the_model(page) -> None:
     assert page.locator("#c3-table td.on").count() == 60  # Table I's 60 connections
     assert "0.95%" in page.locator("#facts").inner_text()  # the paper's error beside ours
     shot(page, "architecture")
+
+
+def stored_feedback(server_url: str) -> list[dict]:
+    answer = httpx.get(f"{server_url}/feedback/export?limit=1000",
+                       headers={"Authorization": f"Bearer {TOKEN}"})  # fmt: skip
+    answer.raise_for_status()
+    return answer.json()["records"]
+
+
+def test_correction_posts_the_drawing_and_says_it_was_kept(page, server_url: str) -> None:
+    before = {record["id"] for record in stored_feedback(server_url)}
+    draw(page, SEVEN)
+    digit, rejected = shown(page)
+    feedback = page.get_by_test_id("feedback")
+    assert feedback.is_visible()
+    assert "Wrong? It was a:" in feedback.inner_text()
+    page.get_by_test_id("feedback-2").click()
+    note = page.get_by_test_id("feedback-note")
+    note.filter(has_text="kept as a 2").wait_for()
+    shot(page, "correction-kept")
+    new = [r for r in stored_feedback(server_url) if r["id"] not in before]
+    assert len(new) == 1
+    record = new[0]
+    assert (record["label"], record["source"]) == ("2", "demo-drawing")
+    assert record["predicted"] == ("none" if rejected else digit)
+    # The service read the very image whose answer the page showed.
+    assert (str(record["model_digit"]), record["model_rejected"]) == (digit, rejected)
+    # Sent again, the same image with the same label is kept once.
+    page.get_by_test_id("clear").click()
+    draw(page, SEVEN)
+    page.get_by_test_id("feedback-2").click()
+    note.filter(has_text="Already kept").wait_for()
+    assert len([r for r in stored_feedback(server_url) if r["id"] not in before]) == 1
+
+
+def test_correction_of_an_upload_keeps_the_file_as_not_a_digit(
+    page, server_url: str, mnist_test, tmp_path: Path
+) -> None:
+    images, _ = mnist_test
+    path = tmp_path / "digit-9.png"
+    path.write_bytes(png(images[9]))
+    page.get_by_test_id("upload").set_input_files(str(path))
+    page.wait_for_selector(ANSWERED)
+    page.wait_for_function(SETTLED)
+    page.get_by_test_id("feedback-none").click()
+    page.get_by_test_id("feedback-note").filter(has_text="kept as not a digit").wait_for()
+    record = stored_feedback(server_url)[-1]
+    assert (record["label"], record["source"]) == ("none", "demo-upload")
+    frame = np.asarray(Image.open(io.BytesIO(base64.b64decode(record["frame_png"]))))
+    assert np.array_equal(frame, images[9])  # the file itself was sent, not a re-drawing
+
+
+def test_corrections_are_offered_only_under_an_answer(page, tmp_path: Path) -> None:
+    assert not page.get_by_test_id("feedback").is_visible()
+    draw(page, ONE)
+    assert page.get_by_test_id("feedback").is_visible()
+    page.get_by_test_id("clear").click()
+    assert not page.get_by_test_id("feedback").is_visible()

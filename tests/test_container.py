@@ -126,6 +126,22 @@ def test_predict_takes_a_multipart_upload(
     assert answer.json()["digit"] == labels[0]
 
 
+def test_feedback_is_kept_in_sqlite_on_the_data_volume(
+    server: tuple[str, str], mnist_test: tuple[np.ndarray, np.ndarray]
+) -> None:
+    name, url = server
+    images, labels = mnist_test
+    files = {"file": ("digit.png", png(images[1]), "image/png")}
+    label = str(labels[1])
+    answer = httpx.post(f"{url}/feedback", files=files, data={"label": label}, timeout=10)
+    assert answer.status_code == 201, answer.text
+    assert answer.json()["label"] == label
+    listing = docker("exec", name, "ls", "/data")
+    assert "feedback.sqlite3" in listing.stdout.split()
+    volumes = docker("inspect", "-f", "{{range .Mounts}}{{.Destination}} {{end}}", name)
+    assert "/data" in volumes.stdout.split()  # a volume, not the container's own layer
+
+
 def test_server_processes_are_not_root(server: tuple[str, str]) -> None:
     name, _ = server
     top = docker("top", name, "-eo", "pid,uid,args")  # docker top needs the pid column

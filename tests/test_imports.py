@@ -3,10 +3,12 @@
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-# Every module the service or its commands load, and the torch-free part of model/.
+# Every module the service or its commands load, and the torch-free part of model/; not the
+# feedback store's migrations, scripts that Alembic runs inside its own context.
 APP_MODULES = sorted(
     ".".join(path.relative_to(REPO).with_suffix("").parts).removesuffix(".__init__")
     for path in (REPO / "app").rglob("*.py")
+    if "migrations" not in path.parts
 )
 SERVICE_MODULES = [*APP_MODULES, "model.spec", "model.files", "model.bitmaps", "model.cli"]
 

@@ -102,6 +102,17 @@ def test_service_and_budget_select_the_deployments_pods() -> None:
     assert port["targetPort"] == container()["ports"][0]["name"]
 
 
+def test_pods_share_the_postgresql_feedback_store_named_by_the_secret() -> None:
+    env = {var["name"]: var for var in container()["env"]}
+    reference = env["LENET5_FEEDBACK_URL"]["valueFrom"]["secretKeyRef"]
+    assert "value" not in env["LENET5_FEEDBACK_URL"]  # never in the Deployment in plain text
+    secret = one("Secret")
+    assert reference["name"] == secret["metadata"]["name"]
+    url = secret["stringData"][reference["key"]]
+    assert url.startswith("postgresql://")
+    assert "LENET5_FEEDBACK_DB" not in env  # no per-pod SQLite store
+
+
 def test_autoscaler_scales_the_deployment_on_cpu() -> None:
     hpa = one("HorizontalPodAutoscaler")["spec"]
     deployment = one("Deployment")

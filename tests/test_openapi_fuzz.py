@@ -1,6 +1,9 @@
 """Property-based requests generated from the OpenAPI schema (schemathesis): no server errors,
 and every answer conforms to what the schema documents (status, content type, body, headers)."""
 
+import tempfile
+from pathlib import Path
+
 import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.specs.openapi.checks import negative_data_rejection, positive_data_acceptance
@@ -10,7 +13,10 @@ from app.settings import Settings
 
 # Loaded when the module is collected: schemathesis' lazy fixture loader fails on this pytest.
 schema = schemathesis.openapi.from_asgi(
-    "/openapi.json", create_app(Settings(threads=1, reload_token="not-guessable"))
+    "/openapi.json",
+    create_app(
+        Settings(threads=1, reload_token="not-guessable", feedback_db=Path(tempfile.mkdtemp()))
+    ),
 )
 # A binary body schema cannot say "a PNG of a digit": schema-valid bytes are rightly refused
 # (415/422), and a field the schema calls a file is read as one whatever its declared type.

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from model.lenet5 import LeNet5
 from training import checkpoint as checkpoints
 from training import mnist
 from training.measure import PAPER_RESULTS, calibrate, distances_of
@@ -58,7 +59,34 @@ def rejection_report(
     }  # fmt: skip
 
 
-def print_report(digits: dict[str, Any], rejection: dict[str, Any] | None) -> None:
+def feedback_report(directory: Path, net: LeNet5, threshold: float) -> dict[str, Any]:
+    """Error on a feedback export's held-out corrections at the rejection threshold: a digit is
+    wrong when misread or rejected, a "not a digit" correction when accepted."""
+    from app.feedback.dataset import NONE_LABEL, read
+
+    split = read(directory, "held_out")
+    distances = distances_of(net, torch.from_numpy(mnist.prepare(split.frames)))
+    rejected = distances.min(1).values.numpy() > threshold
+    predicted = distances.argmin(1).numpy()
+    none = np.array([label == NONE_LABEL for label in split.labels], bool)
+    truth = np.array([-1 if label == NONE_LABEL else int(label) for label in split.labels])
+    wrong = (~none & (rejected | (predicted != truth))) | (none & ~rejected)
+    return {
+        "directory": str(directory),
+        "count": len(split.labels),
+        "digits": int((~none).sum()),
+        "error": float(wrong.mean()) if len(wrong) else 0.0,
+        "digits_misread": int((~none & ~rejected & (predicted != truth)).sum()),
+        "digits_rejected": int((~none & rejected).sum()),
+        "non_digits_accepted": int((none & ~rejected).sum()),
+    }
+
+
+def print_report(
+    digits: dict[str, Any],
+    rejection: dict[str, Any] | None,
+    feedback: dict[str, Any] | None = None,
+) -> None:
     print(f"test error: {100 * digits['test_error']:.2f}% ({digits['errors']} of 10,000)")
     print("per-class error: " + "  ".join(
         f"{d}: {100 * e:.2f}%" for d, e in digits["per_class_error"].items()))  # fmt: skip
@@ -78,6 +106,14 @@ def print_report(digits: dict[str, Any], rejection: dict[str, Any] | None) -> No
         print(f"  non-digits rejected        {100 * rejection['negatives_rejected']:.2f}%")
         for kind, share in rejection["negatives_rejected_by_kind"].items():
             print(f"    {kind:<24} {100 * share:.2f}%")
+    if feedback:
+        print(f"\nheld-out corrections ({feedback['directory']}): {feedback['count']}, "
+              f"{feedback['digits']} of them digits")  # fmt: skip
+        print(f"  error (wrong or rejected)  {100 * feedback['error']:.2f}%   "
+              f"beside MNIST test error {100 * digits['test_error']:.2f}%")  # fmt: skip
+        print(f"  digits misread             {feedback['digits_misread']}")
+        print(f"  digits rejected            {feedback['digits_rejected']}")
+        print(f"  non-digits accepted        {feedback['non_digits_accepted']}")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -100,6 +136,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=Path("runs/evaluation"),
         help="where confusion.png and rejection.png go (default: %(default)s)",
     )
+    parser.add_argument(
+        "--feedback",
+        type=Path,
+        help="a `lenet5 feedback export` directory: also report the error on its held-out split",
+    )
     parser.add_argument("--json", action="store_true", help="print the report as JSON")  # fmt: skip
 
 
@@ -113,7 +154,9 @@ def main(args: argparse.Namespace) -> int:
     digits = digit_report(labels, test_d.argmin(1).numpy())
     args.plot_dir.mkdir(parents=True, exist_ok=True)
     plot_confusion(labels, test_d.argmin(1).numpy(), args.plot_dir / "confusion.png", "test")
-    rejection = None
+    rejection = feedback = None
+    if args.feedback:
+        feedback = feedback_report(args.feedback, net, float(calibrate(val_d)["threshold"]))
     if args.negatives:
         from training.negatives import make_negatives
 
@@ -126,7 +169,8 @@ def main(args: argparse.Namespace) -> int:
         plot_rejection_curve(test_d.numpy(), labels, negatives_d.numpy(), threshold,
                              args.plot_dir / "rejection.png")  # fmt: skip
     if args.json:
-        print(json.dumps({"digits": digits, "rejection": rejection}, indent=2))
+        report = {"digits": digits, "rejection": rejection, "feedback": feedback}
+        print(json.dumps(report, indent=2))
     else:
-        print_report(digits, rejection)
+        print_report(digits, rejection, feedback)
     return 0

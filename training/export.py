@@ -133,7 +133,13 @@ def check_parity(path: Path, net: LeNet5, images: Tensor) -> dict[str, float]:
     return worst
 
 
-def export(checkpoint: Path, out: Path, data_dir: Path | None, version: str | None) -> dict:
+def export(
+    checkpoint: Path,
+    out: Path,
+    data_dir: Path | None,
+    version: str | None,
+    max_test_error: float | None = None,
+) -> dict:
     net, state = checkpoints.load(checkpoint)
     config = state["config"]
     data = mnist.load(data_dir, config["validation_size"], config["seed"])
@@ -142,6 +148,11 @@ def export(checkpoint: Path, out: Path, data_dir: Path | None, version: str | No
     test_d, val_d = distances_of(net, test_x), distances_of(net, val_x)
     test_error = float((test_d.argmin(1) != torch.from_numpy(data.test.labels)).float().mean())
     val_error = float((val_d.argmin(1) != torch.from_numpy(data.validation.labels)).float().mean())
+    if max_test_error is not None and test_error > max_test_error:
+        raise SystemExit(
+            f"{checkpoint}: MNIST test error {100 * test_error:.2f}% is above the "
+            f"{100 * max_test_error:.2f}% allowed; {out} is left as it was"
+        )
     summary = training_summary(state, test_error, val_error)
     weights_digest = hashlib.sha256(
         b"".join(t.numpy().tobytes() for t in net.state_dict().values())
@@ -177,10 +188,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     mnist.add_data_dir_argument(parser)
     parser.add_argument("--version", default=None,
                         help="model version (default: date and weights digest)")  # fmt: skip
+    parser.add_argument(
+        "--max-test-error",
+        type=float,
+        default=None,
+        help="refuse to export (writing nothing) a model whose MNIST test error is above this "
+        "fraction, e.g. 0.0075",
+    )
 
 
 def main(args: argparse.Namespace) -> int:
-    result = export(args.checkpoint, args.out, args.data_dir, args.version)
+    result = export(args.checkpoint, args.out, args.data_dir, args.version, args.max_test_error)
     checkpoints.slim(args.checkpoint, args.out.with_suffix(".pt"))
     print(json.dumps(result, indent=2))
     return 0

@@ -76,6 +76,10 @@ class TrainConfig:
         None, "start from this checkpoint's weights (fresh optimizer), e.g. to fine-tune"
     )
     resume: bool = option(False, "continue from OUT_DIR/checkpoint.pt")
+    feedback: str | None = option(
+        None, "a `lenet5 feedback export` directory: its train split joins every epoch"
+    )
+    feedback_repeat: int = option(10, "with --feedback: times each correction appears in an epoch")
 
 
 def make_optimizer(config: TrainConfig, params: Iterable[nn.Parameter]) -> torch.optim.Optimizer:
@@ -222,6 +226,9 @@ def fit(config: TrainConfig) -> Path:
     train_y = torch.from_numpy(data.train.labels)
     val_x = torch.from_numpy(mnist.prepare(data.validation.images))
     val_y = torch.from_numpy(data.validation.labels)
+    if config.feedback:
+        frames, targets = corrections(Path(config.feedback), config.feedback_repeat)
+        train_x, train_y = torch.cat([train_x, frames]), torch.cat([train_y, targets])
     for epoch in range(len(history) + 1, config.epochs + 1):
         started = time.perf_counter()
         images, targets = epoch_data(config, data, train_x, train_y, epoch)
@@ -236,6 +243,18 @@ def fit(config: TrainConfig) -> Path:
         record_epoch(out, row, state)
     finish(out, net, val_x, val_y, history)
     return out / "best.pt"
+
+
+def corrections(directory: Path, repeat: int) -> tuple[Tensor, Tensor]:
+    """The train split of a feedback export as inputs and targets, each `repeat` times; a
+    correction saying "not a digit" targets the MAP criterion's none class."""
+    from app.feedback.dataset import NONE_LABEL, read
+
+    split = read(directory, "train")
+    targets = [NONE if label == NONE_LABEL else int(label) for label in split.labels]
+    print(f"feedback: {len(targets)} corrections from {directory}, each {repeat}× an epoch")
+    frames = torch.from_numpy(mnist.prepare(split.frames)).repeat(repeat, 1, 1, 1)
+    return frames, torch.tensor(targets, dtype=torch.int64).repeat(repeat)
 
 
 def record_epoch(out: Path, row: dict[str, Any], state: checkpoints.State) -> None:
@@ -282,6 +301,8 @@ def main(args: argparse.Namespace) -> int:
     config = TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig)})
     if config.negatives and config.loss != "map":
         raise SystemExit("--negatives needs --loss map: non-digits train the 'none' class")
+    if config.feedback and config.loss != "map":
+        raise SystemExit("--feedback needs --loss map: a 'none' correction trains the none class")
     best = fit(config)
     print(f"best checkpoint: {best}")
     return 0

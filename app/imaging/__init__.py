@@ -25,6 +25,7 @@ __all__ = [
     "frame_digit",
     "frames_to_inputs",
     "in_mnist_format",
+    "to_frame",
     "to_model_input",
     "to_model_inputs",
 ]
@@ -44,6 +45,18 @@ def to_model_input(
     if errors:
         raise errors[0]
     return inputs[0]
+
+
+def to_frame(
+    data: bytes,
+    spec: InputSpec = INPUT,
+    max_pixels: int | None = None,
+    max_decode_bytes: int = DEFAULT_DECODE_MEMORY,
+) -> np.ndarray:
+    """The encoded image `data` as the uint8 frame × frame digit the model reads, MNIST's form:
+    what `to_model_input` maps onto the model's range."""
+    grey = decode(data, max_pixels, max_decode_bytes)
+    return grey if in_mnist_format([grey], spec)[0] else frame_digit(grey, spec)
 
 
 def to_model_inputs(

@@ -1,22 +1,16 @@
 """/model and /model/reload: the network serving, and serving a new file without a restart."""
 
-import hmac
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 from fastapi.responses import Response
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from app.errors import ModelRefusedError, NotAllowedError, UnauthenticatedError
+from app.errors import ModelRefusedError
 from app.openapi import errors
 from app.predictor import ModelError
-from app.routes import json_response
+from app.routes import BearerDep, authorise, json_response
 from app.schemas import ModelInfo, Reloaded
 from app.service import PredictorDep, ServiceDep
-
-bearer = HTTPBearer(auto_error=False, description="the token set in LENET5_RELOAD_TOKEN")
-BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
-
 
 router = APIRouter()
 
@@ -35,12 +29,7 @@ async def model(predictor: PredictorDep) -> Response:
 )
 async def reload_model(service: ServiceDep, credentials: BearerDep) -> dict[str, Any]:
     """Load the model file again, check it, and serve it without dropping a request."""
-    token = service.settings.reload_token
-    if token is None:
-        raise NotAllowedError("reloading over HTTP is off: set LENET5_RELOAD_TOKEN to allow it")
-    given = credentials.credentials if credentials else ""
-    if not hmac.compare_digest(given.encode(), token.get_secret_value().encode()):
-        raise UnauthenticatedError("a valid bearer token is needed")
+    authorise(service.settings, credentials, "reloading")
     try:
         return await service.reload()
     except ModelError as exc:

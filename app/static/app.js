@@ -4,6 +4,9 @@
 
 const PREDICT_URL = "/predict?explain=true";
 const MODEL_URL = "/model";
+const FEEDBACK_URL = "/feedback";
+// What a correction can say: a digit, or that the image is not one (POST /feedback's labels).
+const NOT_A_DIGIT = "none";
 // Long enough to skip most of a stroke's intermediate states, short enough to feel live.
 const DEBOUNCE_MS = 150;
 const MAX_WAIT_MS = 400;
@@ -39,6 +42,7 @@ const state = {
   timer: 0, // the pending debounced prediction, 0 when none
   firstScheduled: 0, // when the pending prediction was first asked for
   lastPoint: null,
+  answer: null, // the answer shown, with the image it is about: what a correction refers to
 };
 
 // ---------------------------------------------------------------- drawing
@@ -228,6 +232,8 @@ async function predict(body, seq) {
     } else {
       $("latency").textContent = `answered in ${Math.round(performance.now() - started)} ms`;
       showResult(data);
+      const image = body instanceof Blob ? body : body.get("file");
+      offerCorrection({ image, data });
     }
   } catch (err) {
     if (seq !== state.seq) return;
@@ -278,10 +284,12 @@ function resetAll() {
   for (const id of ["confidence", "p-none", "nearest"]) $(id).textContent = "–";
   renderBars(null, null);
   clearInside();
+  offerCorrection(null);
   updateBusy();
 }
 
 function showError(message) {
+  offerCorrection(null);
   $("result").dataset.state = "error";
   $("prediction").textContent = "–";
   $("status").textContent = "No answer";
@@ -319,6 +327,66 @@ function showResult(data) {
   renderBars(distances, data.digit);
   if (data.explain) renderInside(data.explain, data.digit, distances);
   else clearInside(); // never leave another picture's layers beside this answer
+}
+
+// ---------------------------------------------------------------- corrections
+
+function setupFeedback() {
+  const choices = $("feedback-choices");
+  const labels = [...Array.from({ length: 10 }, (_, d) => String(d)), NOT_A_DIGIT];
+  for (const label of labels) {
+    const button = el("button", "", label === NOT_A_DIGIT ? "not a digit" : label);
+    button.type = "button";
+    button.dataset.label = label;
+    button.setAttribute("data-testid", `feedback-${label}`);
+    button.addEventListener("click", () => sendCorrection(label));
+    choices.append(button);
+  }
+}
+
+// Offer a correction of this answer (or of none): the choices appear under each new answer.
+function offerCorrection(answer) {
+  state.answer = answer;
+  $("feedback").hidden = !answer;
+  $("feedback-note").textContent = "";
+  $("feedback-note").className = "feedback-note";
+  for (const button of $("feedback-choices").children) button.disabled = false;
+}
+
+async function sendCorrection(label) {
+  const answer = state.answer;
+  if (!answer) return;
+  const { image, data } = answer;
+  const form = new FormData();
+  form.append("file", image, image.name || "drawing.png");
+  form.append("label", label);
+  form.append("predicted", data.rejected ? NOT_A_DIGIT : String(data.digit));
+  form.append("version", data.version || "");
+  form.append("source", state.source === "upload" ? "demo-upload" : "demo-drawing");
+  const buttons = [...$("feedback-choices").children];
+  for (const button of buttons) button.disabled = true;
+  const note = $("feedback-note");
+  const said = label === NOT_A_DIGIT ? "not a digit" : `a ${label}`;
+  try {
+    const response = await fetch(FEEDBACK_URL, { method: "POST", body: form });
+    const reply = await response.json().catch(() => ({}));
+    if (state.answer !== answer) return; // another picture since: its own choices are shown
+    if (response.ok) {
+      note.textContent = reply.duplicate
+        ? `Already kept: this image as ${said} (record ${reply.id}).`
+        : `Thank you: kept as ${said} (record ${reply.id}), for the next training.`;
+      note.className = "feedback-note kept";
+    } else {
+      note.textContent = capitalise(describeError(response.status, reply));
+      note.className = "feedback-note failed";
+      for (const button of buttons) button.disabled = false;
+    }
+  } catch (err) {
+    if (state.answer !== answer) return;
+    note.textContent = "The service did not answer. Is it still running?";
+    note.className = "feedback-note failed";
+    for (const button of buttons) button.disabled = false;
+  }
 }
 
 // The service's messages start in lower case: they read as sentences on the page.
@@ -681,6 +749,7 @@ const fraction = (x) => (Math.abs(x - 2 / 3) < 1e-9 ? "2/3" : String(x));
 document.addEventListener("DOMContentLoaded", () => {
   setupCanvas();
   setupUpload();
+  setupFeedback();
   resetAll();
   loadModel();
 });
