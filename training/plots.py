@@ -78,3 +78,23 @@ def plot_rejection_curve(
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def plot_paper_curves(history: list[dict], path: Path) -> None:
+    """Training and test error after every pass, in the style of the paper's Fig. 5,
+    with the paper's own figures marked."""
+    passes = [row["epoch"] for row in history]
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    ax.plot(passes, [100 * r["test_error"] for r in history], "o-", label="test")
+    ax.plot(passes, [100 * r["train_error"] for r in history], "s-", label="training")
+    ax.axhline(0.95, color="grey", linestyle=":", label="paper: test 0.95%")
+    ax.plot([19], [0.35], "k*", markersize=9, label="paper: training 0.35% after 19 passes")
+    top = max(3.0, 1.1 * max(100 * r["test_error"] for r in history[:1]))
+    ax.set(xlabel="training set iterations (passes)", ylabel="error rate (%)",
+           xlim=(0, max(20, passes[-1]) + 0.5), ylim=(0, top), xticks=range(0, 21, 2),
+           title="LeNet-5, the paper's recipe (SDLM, online)")  # fmt: skip
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
