@@ -89,7 +89,7 @@ def plot_paper_curves(history: list[dict], path: Path) -> None:
     ax.plot(passes, [100 * r["train_error"] for r in history], "s-", label="training")
     ax.axhline(0.95, color="grey", linestyle=":", label="paper: test 0.95%")
     ax.plot([19], [0.35], "k*", markersize=9, label="paper: training 0.35% after 19 passes")
-    top = max(3.0, 1.1 * max(100 * r["test_error"] for r in history[:1]))
+    top = max(3.0, 110 * max(max(r["test_error"], r["train_error"]) for r in history))
     ax.set(xlabel="training set iterations (passes)", ylabel="error rate (%)",
            xlim=(0, max(20, passes[-1]) + 0.5), ylim=(0, top), xticks=range(0, 21, 2),
            title="LeNet-5, the paper's recipe (SDLM, online)")  # fmt: skip
