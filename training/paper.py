@@ -27,7 +27,7 @@ from model.lenet5 import LeNet5, describe
 from training import checkpoint as checkpoints
 from training import mnist, sdlm
 from training.measure import distances_of
-from training.train import TrainConfig, load_data
+from training.train import TrainConfig, prepare_run
 
 HESSIAN_PATTERNS = 500
 # (passes, η): 0.0005 for the first two passes, 0.0002 for the next three, 0.0001 for the
@@ -109,12 +109,7 @@ def errors(net: LeNet5, images: Tensor, labels: Tensor, codes: Tensor) -> dict[s
 
 def fit(config: TrainConfig) -> Path:
     """Run (or resume) the paper's recipe; returns the path of the final checkpoint."""
-    out = Path(config.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    if config.threads:
-        torch.set_num_threads(config.threads)
-    torch.manual_seed(config.seed)
-    data = load_data(config)
+    out, data = prepare_run(config)
     net = LeNet5()
     history: list[dict] = []
     if config.resume and (out / "checkpoint.pt").exists():

@@ -7,6 +7,7 @@ import matplotlib
 matplotlib.use("Agg")  # files only; no display on servers and CI
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.figure import Figure
 
 
 def plot_curves(history: list[dict], path: Path) -> None:
@@ -22,6 +23,10 @@ def plot_curves(history: list[dict], path: Path) -> None:
     for ax in (loss_ax, err_ax):
         ax.legend()
         ax.grid(alpha=0.3)
+    _save(fig, path)
+
+
+def _save(fig: Figure, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
@@ -46,9 +51,7 @@ def plot_confusion(labels: np.ndarray, predicted: np.ndarray, path: Path, title:
     ax.set(xticks=range(10), yticks=range(10), xlabel="predicted", ylabel="true",
            title=f"Confusion ({title}): {errors.sum()} errors of {matrix.sum()}")  # fmt: skip
     fig.colorbar(image, ax=ax, label="errors")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    _save(fig, path)
 
 
 def plot_rejection_curve(
@@ -75,9 +78,7 @@ def plot_rejection_curve(
            title="Rejection curve (threshold on the smallest RBF distance)")  # fmt: skip
     ax.legend()
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    _save(fig, path)
 
 
 def plot_paper_curves(history: list[dict], path: Path) -> None:
@@ -95,6 +96,4 @@ def plot_paper_curves(history: list[dict], path: Path) -> None:
            title="LeNet-5, the paper's recipe (SDLM, online)")  # fmt: skip
     ax.legend()
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    _save(fig, path)

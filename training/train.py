@@ -239,6 +239,16 @@ def start(
     return net, optimizer, schedule, lineage, history
 
 
+def prepare_run(config: TrainConfig) -> tuple[Path, mnist.Mnist]:
+    """The output directory (made), the threads and seed set, and the data, for either recipe."""
+    out = Path(config.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    torch.manual_seed(config.seed)
+    return out, load_data(config)
+
+
 def fit(config: TrainConfig) -> Path:
     """Run (or resume) training; returns the path of the best checkpoint (for the paper's
     recipe, which selects nothing, the final one)."""
@@ -246,12 +256,7 @@ def fit(config: TrainConfig) -> Path:
         from training import paper
 
         return paper.fit(config)
-    out = Path(config.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    if config.threads:
-        torch.set_num_threads(config.threads)
-    torch.manual_seed(config.seed)
-    data = load_data(config)
+    out, data = prepare_run(config)
     net, optimizer, schedule, lineage, history = start(config, out)
     train_x = torch.from_numpy(mnist.prepare(data.train.images))
     train_y = torch.from_numpy(data.train.labels)
