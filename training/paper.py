@@ -112,10 +112,12 @@ def fit(config: TrainConfig) -> Path:
     out, data = prepare_run(config)
     net = LeNet5()
     history: list[dict] = []
+    held: Tensor | None = None  # with --keep-first-curvature: the first pass's h_kk
     if config.resume and (out / "checkpoint.pt").exists():
         state = checkpoints.read(out / "checkpoint.pt")
         net.load_state_dict(state["model"])
         history = state["metrics"]
+        held = state.get("curvature")
     codes = net.output.centers
     p = sdlm.from_net(net)
     if not history:
@@ -130,6 +132,9 @@ def fit(config: TrainConfig) -> Path:
         gen = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
         sample = torch.randperm(len(train_x), generator=gen)[:HESSIAN_PATTERNS]
         h = sdlm.curvature(p, train_x[sample], train_y[sample], codes, config.loss, config.j)
+        if config.keep_first_curvature:
+            held = h if held is None else held
+            h = held
         eps = sdlm.step_sizes(torch.zeros_like(h) if config.no_curvature else h, mask,
                               eta(epoch), config.mu)  # fmt: skip
         order = torch.randperm(len(train_x), generator=gen)
@@ -155,6 +160,7 @@ def fit(config: TrainConfig) -> Path:
         state = {
             "model": net.state_dict(), "architecture": describe(net), "config": asdict(config),
             "epoch": epoch, "metrics": history, "data_checksums": data.checksums, "lineage": [],
+            "curvature": held,
         }  # fmt: skip
         checkpoints.save(state, out / "checkpoint.pt")
         # Rewritten whole from the checkpoint's history, so a resumed run never repeats a row.

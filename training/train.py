@@ -101,6 +101,11 @@ class TrainConfig:
         "paper recipe: ignore h_kk (ε_k = η/μ for every parameter), to measure what "
         "the second derivatives buy",
     )
+    keep_first_curvature: bool = option(
+        False,
+        "paper recipe: keep the h_kk estimated before the first pass for every pass instead of "
+        "re-estimating them, to measure what re-estimating does",
+    )
     eager: bool = option(
         False,
         "paper recipe: run the online step eagerly instead of compiling it with "
