@@ -73,3 +73,12 @@ def test_resumed_paper_run_continues_exactly_as_the_uninterrupted_one(short_run,
     uninterrupted = torch.load(out / "checkpoint.pt", weights_only=False)["model"]
     for name, value in uninterrupted.items():
         torch.testing.assert_close(resumed[name], value, rtol=0, atol=0, msg=name)
+
+
+def test_keep_first_curvature_holds_the_first_passs_step_sizes(short_run, tmp_path):
+    config, out = short_run
+    fit(replace(config, out_dir=str(tmp_path), keep_first_curvature=True))
+    held, fresh = rows(tmp_path), rows(out)
+    assert held[0]["h_range"] == fresh[0]["h_range"] == held[1]["h_range"]
+    assert fresh[1]["h_range"] != fresh[0]["h_range"]
+    assert torch.load(tmp_path / "checkpoint.pt", weights_only=False)["curvature"] is not None
