@@ -174,6 +174,9 @@ class Training(BaseModel):
     paper_test_error: dict[str, float] = Field(
         description="the paper's results to compare with (LeNet-5: 0.95 %)"
     )
+    recipe: str = Field(
+        "modern", description="how it was trained: modern, or paper (the paper's own recipe)"
+    )
 
 
 class ModelMetadata(BaseModel):

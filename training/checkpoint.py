@@ -74,7 +74,10 @@ def stage(state: State) -> dict[str, Any]:
         "config": state["config"],
         "epochs": state["epoch"],
         "seconds": round(sum(row["seconds"] for row in state["metrics"]), 1),
-        "val_error": min(row["val_error"] for row in state["metrics"]),
+        # The paper's recipe keeps no validation split.
+        "val_error": min(
+            (row["val_error"] for row in state["metrics"] if "val_error" in row), default=None
+        ),
     }
 
 

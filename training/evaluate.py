@@ -20,7 +20,7 @@ from torch import Tensor
 from model.lenet5 import LeNet5
 from training import checkpoint as checkpoints
 from training import mnist
-from training.measure import PAPER_RESULTS, calibrate, distances_of
+from training.measure import PAPER_RESULTS, calibrate, calibration_split, distances_of
 from training.plots import confusion_matrix, plot_confusion, plot_rejection_curve
 
 # Never used in training (training draws negatives with seeds [seed, epoch]).
@@ -150,7 +150,8 @@ def main(args: argparse.Namespace) -> int:
     data = mnist.load(args.data_dir, config["validation_size"], config["seed"])
     labels = data.test.labels
     test_d = distances_of(net, torch.from_numpy(mnist.prepare(data.test.images)))
-    val_d = distances_of(net, torch.from_numpy(mnist.prepare(data.validation.images)))
+    held_out, _ = calibration_split(data)
+    val_d = distances_of(net, torch.from_numpy(mnist.prepare(held_out.images)))
     digits = digit_report(labels, test_d.argmin(1).numpy())
     args.plot_dir.mkdir(parents=True, exist_ok=True)
     plot_confusion(labels, test_d.argmin(1).numpy(), args.plot_dir / "confusion.png", "test")

@@ -41,13 +41,13 @@ from model.spec import (
 )
 from training import checkpoint as checkpoints
 from training import mnist
-from training.measure import PAPER_RESULTS, calibrate, distances_of
+from training.measure import PAPER_RESULTS, calibrate, calibration_split, distances_of
 
 OPSET = 17
 PARITY_TOLERANCE = 1e-4
 
 
-def training_summary(state: dict, test_error: float, validation_error: float) -> dict:
+def training_summary(state: dict, test_error: float, validation_error: float | None) -> dict:
     """What the model is: its measured errors, and every training stage that made it
     (a fine-tuned model lists the run it started from first)."""
     config = state["config"]
@@ -60,6 +60,7 @@ def training_summary(state: dict, test_error: float, validation_error: float) ->
         "training_seconds": round(sum(s["seconds"] for s in stages), 1),
         "stages": stages,
         "data_checksums": state["data_checksums"],
+        "recipe": config.get("recipe", "modern"),
         **{key: config[key] for key in ("optimizer", "lr", "schedule", "batch_size", "loss",
                                         "j", "distort", "negatives", "seed")},
     }  # fmt: skip
@@ -144,10 +145,13 @@ def export(
     config = state["config"]
     data = mnist.load(data_dir, config["validation_size"], config["seed"])
     test_x = torch.from_numpy(mnist.prepare(data.test.images))
-    val_x = torch.from_numpy(mnist.prepare(data.validation.images))
+    held_out, held_out_name = calibration_split(data)
+    val_x = torch.from_numpy(mnist.prepare(held_out.images))
     test_d, val_d = distances_of(net, test_x), distances_of(net, val_x)
     test_error = float((test_d.argmin(1) != torch.from_numpy(data.test.labels)).float().mean())
-    val_error = float((val_d.argmin(1) != torch.from_numpy(data.validation.labels)).float().mean())
+    val_error = None
+    if held_out_name == "validation":
+        val_error = float((val_d.argmin(1) != torch.from_numpy(held_out.labels)).float().mean())
     if max_test_error is not None and test_error > max_test_error:
         raise SystemExit(
             f"{checkpoint}: MNIST test error {100 * test_error:.2f}% is above the "
@@ -158,7 +162,8 @@ def export(
         b"".join(t.numpy().tobytes() for t in net.state_dict().values())
     ).hexdigest()
     version = version or f"{datetime.now(UTC):%Y.%m.%d}-{weights_digest[:8]}"
-    meta = metadata(net, state, summary, calibrate(val_d), version)
+    rejection = calibrate(val_d) | {"calibrated_on": held_out_name}
+    meta = metadata(net, state, summary, rejection, version)
     worst: dict[str, float] = {}
 
     def write_checked(tmp: Path) -> None:

@@ -6,6 +6,7 @@ import torch
 from torch import Tensor
 
 from model.lenet5 import LeNet5
+from training import mnist
 
 ACCEPT_VALIDATION = 0.99  # share of validation digits the rejection threshold accepts
 PAPER_RESULTS = {"LeNet-5": 0.0095, "LeNet-5 with distortions": 0.008, "boosted LeNet-4": 0.007}
@@ -27,3 +28,12 @@ def calibrate(distances: Tensor) -> dict[str, float | str]:
         "threshold": float(np.quantile(nearest, ACCEPT_VALIDATION)),
         "validation_digits_accepted": ACCEPT_VALIDATION,
     }
+
+
+def calibration_split(data: mnist.Mnist) -> tuple[mnist.Split, str]:
+    """The digits the rejection threshold is calibrated on, and their name: the held-out
+    validation digits, or, for a model trained on all 60,000 training digits as the
+    paper's recipe is, those training digits (the test digits stay untouched)."""
+    if len(data.validation.labels):
+        return data.validation, "validation"
+    return data.train, "training"

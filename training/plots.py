@@ -7,6 +7,7 @@ import matplotlib
 matplotlib.use("Agg")  # files only; no display on servers and CI
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.figure import Figure
 
 
 def plot_curves(history: list[dict], path: Path) -> None:
@@ -22,6 +23,10 @@ def plot_curves(history: list[dict], path: Path) -> None:
     for ax in (loss_ax, err_ax):
         ax.legend()
         ax.grid(alpha=0.3)
+    _save(fig, path)
+
+
+def _save(fig: Figure, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
@@ -46,9 +51,7 @@ def plot_confusion(labels: np.ndarray, predicted: np.ndarray, path: Path, title:
     ax.set(xticks=range(10), yticks=range(10), xlabel="predicted", ylabel="true",
            title=f"Confusion ({title}): {errors.sum()} errors of {matrix.sum()}")  # fmt: skip
     fig.colorbar(image, ax=ax, label="errors")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    _save(fig, path)
 
 
 def plot_rejection_curve(
@@ -75,6 +78,22 @@ def plot_rejection_curve(
            title="Rejection curve (threshold on the smallest RBF distance)")  # fmt: skip
     ax.legend()
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    _save(fig, path)
+
+
+def plot_paper_curves(history: list[dict], path: Path) -> None:
+    """Training and test error after every pass, in the style of the paper's Fig. 5,
+    with the paper's own figures marked."""
+    passes = [row["epoch"] for row in history]
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    ax.plot(passes, [100 * r["test_error"] for r in history], "o-", label="test")
+    ax.plot(passes, [100 * r["train_error"] for r in history], "s-", label="training")
+    ax.axhline(0.95, color="grey", linestyle=":", label="paper: test 0.95%")
+    ax.plot([19], [0.35], "k*", markersize=9, label="paper: training 0.35% after 19 passes")
+    top = max(3.0, 110 * max(max(r["test_error"], r["train_error"]) for r in history))
+    ax.set(xlabel="training set iterations (passes)", ylabel="error rate (%)",
+           xlim=(0, max(20, passes[-1]) + 0.5), ylim=(0, top), xticks=range(0, 21, 2),
+           title="LeNet-5, the paper's recipe (SDLM, online)")  # fmt: skip
+    ax.legend()
+    ax.grid(alpha=0.3)
+    _save(fig, path)
