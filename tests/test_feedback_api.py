@@ -277,4 +277,6 @@ def test_feedback_from_several_uvicorn_workers_is_stored_once_each(
         assert httpx.get(f"{url}/feedback/stats").json()["total"] == 60
     finally:
         server.terminate()
-        server.communicate(timeout=30)
+        # Three workers each stop their decoder processes and feedback pool: on a loaded
+        # two-core machine that took over 30 s.
+        server.communicate(timeout=120)
