@@ -60,6 +60,10 @@ class InternalError(RequestError):
     are answered as usual."""
 
 
+class DecoderCrashed(InternalError):
+    """A decoder process died during a job (killed for its memory, or a crash in a codec)."""
+
+
 class UnauthenticatedError(RequestError):
     """A request that needs a credential came without a valid one."""
 
@@ -109,6 +113,7 @@ STATUS: dict[type[RequestError], int] = {
     NotReadyError: 503,
     BusyError: 503,
     InternalError: 500,
+    DecoderCrashed: 500,
     UnauthenticatedError: 401,
     NotAllowedError: 403,
     ModelRefusedError: 409,

@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from app.errors import BusyError, InternalError, RequestError
+from app.errors import BusyError, DecoderCrashed, RequestError
 from app.imaging import to_model_inputs
 from app.imaging.decode import is_cheap
 from model.spec import InputSpec
@@ -41,10 +41,6 @@ CHUNK = 64
 # Decoders yield the CPU to the event loop when both want it: a heavy upload waits a little
 # longer, every other request does not.
 NICENESS = 10
-
-
-class DecoderCrashed(InternalError):
-    """A decoder process died during a job (killed for its memory, or a crash in a codec)."""
 
 
 class DecodePool:
