@@ -277,6 +277,10 @@ def test_feedback_from_several_uvicorn_workers_is_stored_once_each(
         assert httpx.get(f"{url}/feedback/stats").json()["total"] == 60
     finally:
         server.terminate()
-        # Three workers each stop their decoder processes and feedback pool: on a loaded
-        # two-core machine that took over 30 s.
-        server.communicate(timeout=120)
+        # What this test holds is the storage; a three-worker server can be slow to stop (each
+        # worker stops its decoder processes), so it is killed if it has not stopped in 30 s.
+        try:
+            server.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.communicate()
