@@ -5,7 +5,8 @@
 Prints the test error, per-class error and the confusion matrix; then, at the rejection
 threshold calibrated on validation digits (as the export stores it), the share of test
 digits accepted, the error among them, and how many held-out synthetic non-digits are
-rejected, per kind. Writes confusion.png and rejection.png to --plot-dir.
+rejected: non-digit shapes and mis-segmented pieces of numbers, by kind. Writes
+confusion.png and rejection.png to --plot-dir.
 """
 
 import argparse
@@ -21,8 +22,10 @@ from model.lenet5 import LeNet5
 from training import checkpoint as checkpoints
 from training import mnist
 from training.measure import PAPER_RESULTS, calibrate, calibration_split, distances_of
+from training.negatives import KINDS, MISSEGMENTATIONS, SHAPES
 from training.plots import confusion_matrix, plot_confusion, plot_rejection_curve
 
+GROUP_TITLES = {"shapes": "non-digit shapes", "missegmentations": "mis-segmented pieces"}
 # Never used in training (training draws negatives with seeds [seed, epoch]).
 HELD_OUT_NEGATIVES_SEED = 20_261_122
 
@@ -41,8 +44,6 @@ def digit_report(labels: np.ndarray, predicted: np.ndarray) -> dict[str, Any]:
 def rejection_report(
     test_d: Tensor, labels: np.ndarray, negatives_d: Tensor, kinds: np.ndarray, threshold: float
 ) -> dict[str, Any]:
-    from training.negatives import KINDS
-
     accepted = test_d.min(1).values.numpy() <= threshold
     predicted = test_d.argmin(1).numpy()
     negative_rejected = negatives_d.min(1).values.numpy() > threshold
@@ -52,6 +53,11 @@ def rejection_report(
         "error_among_accepted": float((predicted[accepted] != labels[accepted]).mean()),
         "error_overall": float((predicted != labels).mean()),
         "negatives_rejected": float(negative_rejected.mean()),
+        "negatives_rejected_by_group": {
+            group: float(negative_rejected[np.isin(kinds, indices)].mean())
+            for group, names in (("shapes", SHAPES), ("missegmentations", MISSEGMENTATIONS))
+            if np.isin(kinds, indices := [KINDS.index(name) for name in names]).any()
+        },
         "negatives_rejected_by_kind": {
             kind: float(negative_rejected[kinds == index].mean())
             for index, kind in enumerate(KINDS) if (kinds == index).any()
@@ -104,8 +110,14 @@ def print_report(
         print(f"  error among accepted       {100 * rejection['error_among_accepted']:.2f}%")
         print(f"  error overall              {100 * rejection['error_overall']:.2f}%")
         print(f"  non-digits rejected        {100 * rejection['negatives_rejected']:.2f}%")
-        for kind, share in rejection["negatives_rejected_by_kind"].items():
-            print(f"    {kind:<24} {100 * share:.2f}%")
+        by_group = rejection["negatives_rejected_by_group"]
+        for group, names in (("shapes", SHAPES), ("missegmentations", MISSEGMENTATIONS)):
+            if group in by_group:
+                print(f"    {GROUP_TITLES[group]:<24} {100 * by_group[group]:.2f}%")
+            for kind in names:
+                if kind in rejection["negatives_rejected_by_kind"]:
+                    share = rejection["negatives_rejected_by_kind"][kind]
+                    print(f"      {kind:<22} {100 * share:.2f}%")
     if feedback:
         print(f"\nheld-out corrections ({feedback['directory']}): {feedback['count']}, "
               f"{feedback['digits']} of them digits")  # fmt: skip
@@ -127,8 +139,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--negatives",
         type=int,
-        default=8000,
-        help="held-out synthetic non-digits to test rejection on; 0 skips",
+        default=1000 * len(KINDS),
+        help="held-out synthetic non-digits to test rejection on, of every kind alike; 0 skips "
+        "(default: %(default)s)",
     )
     parser.add_argument(
         "--plot-dir",

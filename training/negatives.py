@@ -24,10 +24,15 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from app.imaging.frame import frame_ink
+from training import pieces
 
-KINDS: tuple[str, ...] = (
+# Things that are not digits at all, shown alone.
+SHAPES: tuple[str, ...] = (
     "shuffled", "rotated", "overlap", "scribble", "blob", "letter", "inverted", "noise",
 )  # fmt: skip
+# What a number's segmenter cuts wrongly (training.pieces).
+MISSEGMENTATIONS: tuple[str, ...] = ("half", "neighbour", "glued", "stroke", "triple")
+KINDS: tuple[str, ...] = SHAPES + MISSEGMENTATIONS
 
 SIZE = 28
 BOX = 20
@@ -515,4 +520,6 @@ _NOISES: tuple[Callable[[np.random.Generator], np.ndarray], ...] = (_speckle, _c
 _GENERATORS: dict[str, _Kind] = {
     "shuffled": _shuffled, "rotated": _rotated, "overlap": _overlap, "scribble": _scribble,
     "blob": _blob, "letter": _letter, "inverted": _inverted, "noise": _noise,
+    "half": pieces.halves, "neighbour": pieces.neighbours, "glued": pieces.glued,
+    "stroke": pieces.strokes, "triple": pieces.triples,
 }  # fmt: skip
