@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 from app.imaging import frame_digit, to_model_inputs
+from training import pieces
 from training.mnist import prepare
-from training.negatives import KINDS, make_negatives, normalise_to_mnist
+from training.negatives import KINDS, MISSEGMENTATIONS, SHAPES, make_negatives, normalise_to_mnist
 
 SAMPLE = 2000
 # Every kind but ``inverted`` is framed like MNIST; that one is a whole inverted frame.
@@ -44,9 +45,11 @@ def _ink_extent(images: np.ndarray) -> np.ndarray:
     return np.maximum(*sides)
 
 
-def test_kinds_names_all_eight_kinds_in_order():
-    expected = ("shuffled", "rotated", "overlap", "scribble", "blob", "letter", "inverted", "noise")
-    assert expected == KINDS
+def test_kinds_are_the_shapes_then_the_missegmentations_in_order():
+    shapes = ("shuffled", "rotated", "overlap", "scribble", "blob", "letter", "inverted", "noise")
+    pieces = ("half", "neighbour", "glued", "stroke", "triple", "segmenter")
+    assert (shapes, pieces) == (SHAPES, MISSEGMENTATIONS)
+    assert shapes + pieces == KINDS
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -126,7 +129,7 @@ def test_kind_indices_match_the_requested_kinds_and_their_images(mnist):
 
 
 def test_kinds_are_drawn_uniformly(mnist):
-    _, kind_index = _make(mnist, 1600, seed=7)
+    _, kind_index = _make(mnist, 200 * len(KINDS), seed=7)
 
     counts = np.bincount(kind_index, minlength=len(KINDS))
     assert ((counts > 150) & (counts < 250)).all(), counts
@@ -187,9 +190,75 @@ def test_generator_imports_neither_torch_nor_matplotlib(fresh_python):
         "import sys, numpy as np\n"
         "from training.negatives import make_negatives\n"
         "digits = np.zeros((10, 28, 28), np.uint8); digits[:, 8:20, 10:18] = 255\n"
-        "make_negatives(digits, np.arange(10), 50, np.random.default_rng(0))\n"
+        # Bars can be glued, not halved: the kinds that cut a digit refuse them.
+        "kinds = ['shuffled', 'scribble', 'blob', 'letter', 'noise', 'glued', 'triple']\n"
+        "make_negatives(digits, np.arange(10), 50, np.random.default_rng(0), kinds=kinds)\n"
         "print(sorted({'torch', 'matplotlib'} & set(sys.modules)))\n"
     )
     result = fresh_python(script)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+def _extents(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Height and width of each image's ink box."""
+    sides = []
+    for axis in (2, 1):
+        inked = np.asarray(images.any(axis=axis))
+        sides.append(inked.shape[1] - inked[:, ::-1].argmax(axis=1) - inked.argmax(axis=1))
+    return sides[0], sides[1]
+
+
+@pytest.mark.parametrize("kind", MISSEGMENTATIONS)
+def test_each_missegmentation_kind_is_deterministic_for_a_seed(mnist, kind):
+    first, _ = _make(mnist, 30, seed=11, kinds=[kind])
+    again, _ = _make(mnist, 30, seed=11, kinds=[kind])
+    np.testing.assert_array_equal(first, again)
+
+
+def test_a_half_digit_is_narrower_than_the_digits_it_is_cut_from(mnist):
+    digits, _ = mnist
+    halves, _ = _make(mnist, 300, seed=12, kinds=["half"])
+    height, width = _extents(halves > 0)
+    digit_height, digit_width = _extents(digits[:300] > 0)
+    # Framed to 20 px on the longer side, a half is nearly always upright and thinner than a
+    # whole digit (the half of a flat 2 or 7 can lie down).
+    assert (height == 20).mean() > 0.9
+    assert np.median(width / height) < 0.75 * np.median(digit_width / digit_height)
+
+
+def test_cutting_pieces_from_bars_alone_gives_up_with_value_error():
+    bars = np.zeros((10, 28, 28), np.uint8)
+    bars[:, 4:24, 12:15] = 255
+    with pytest.raises(ValueError, match="not a digit"):
+        make_negatives(bars, np.arange(10), 3, np.random.default_rng(0), kinds=["half"])
+
+
+def test_pieces_that_are_upright_bars_are_not_made(mnist):
+    # A bar reads as a 1: upright, its ink spreads little across its axis. Framing blurs the
+    # ink a little, so a framed piece near the bound may fall just under it.
+    images, _ = _make(mnist, 300, seed=13, kinds=["half", "stroke"])
+    spread_enough = [pieces._not_a_bar(image.astype(np.float32) / 255) for image in images]
+    assert np.mean(spread_enough) >= 0.97
+    bar = np.zeros((28, 28), np.float32)
+    bar[4:24, 12:15] = 1
+    assert not pieces._not_a_bar(bar)
+
+
+def test_glued_and_triple_pieces_are_wider_than_one_digit(mnist):
+    digits, _ = mnist
+    _, digit_width = _extents(digits[:300] > 0)
+    for kind, factor in (("glued", 1.3), ("triple", 2.0)):
+        images, _ = _make(mnist, 200, seed=14, kinds=[kind])
+        height, width = _extents(images > 0)
+        assert (width == 20).mean() > 0.9, kind
+        # Framed to 20 px wide, the digits inside are squeezed: the ink is shorter than wide.
+        assert np.median(width / height) > factor * np.median(digit_width / 20), kind
+
+
+def test_pieces_are_framed_as_the_service_frames_a_piece(mnist):
+    # Re-framing a framed piece with the service's framing changes nothing but rounding.
+    images, _ = _make(mnist, 100, seed=15, kinds=list(MISSEGMENTATIONS))
+    again = np.stack([normalise_to_mnist(image) for image in images])
+    assert np.abs(again.astype(int) - images).max() <= 64
+    assert np.mean(np.abs(again.astype(int) - images)) < 2

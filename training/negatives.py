@@ -24,14 +24,15 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from app.imaging.frame import frame_ink
-from training import pieces
+from training import numbers, pieces
 
 # Things that are not digits at all, shown alone.
 SHAPES: tuple[str, ...] = (
     "shuffled", "rotated", "overlap", "scribble", "blob", "letter", "inverted", "noise",
 )  # fmt: skip
-# What a number's segmenter cuts wrongly (training.pieces).
-MISSEGMENTATIONS: tuple[str, ...] = ("half", "neighbour", "glued", "stroke", "triple")
+# What a number's segmenter cuts wrongly: made by cutting laid-out digits (training.pieces),
+# and "segmenter", the pieces /read's own segmenter proposes (training.numbers).
+MISSEGMENTATIONS: tuple[str, ...] = ("half", "neighbour", "glued", "stroke", "triple", "segmenter")
 KINDS: tuple[str, ...] = SHAPES + MISSEGMENTATIONS
 
 SIZE = 28
@@ -521,5 +522,5 @@ _GENERATORS: dict[str, _Kind] = {
     "shuffled": _shuffled, "rotated": _rotated, "overlap": _overlap, "scribble": _scribble,
     "blob": _blob, "letter": _letter, "inverted": _inverted, "noise": _noise,
     "half": pieces.halves, "neighbour": pieces.neighbours, "glued": pieces.glued,
-    "stroke": pieces.strokes, "triple": pieces.triples,
+    "stroke": pieces.strokes, "triple": pieces.triples, "segmenter": numbers.missegmentations,
 }  # fmt: skip

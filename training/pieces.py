@@ -49,6 +49,8 @@ MIN_STROKE_MASS = 0.08
 
 # A piece's ink from the digits, their labels and the indices of the digits that are not 1s;
 # None when the draw made something that could be read as a digit, to draw again.
+# Draws for one piece before giving up: real digits need a few; bars never give one.
+MAX_DRAWS = 1000
 _Piece = Callable[[np.ndarray, np.ndarray, np.ndarray, np.random.Generator], np.ndarray | None]
 
 
@@ -99,9 +101,14 @@ def _make(
         raise ValueError("no digits other than 1s to cut pieces from")
     out = np.empty((count, SIZE, SIZE), np.uint8)
     for k in range(count):
-        while (ink := piece(digits, labels, pool, rng)) is None:
-            pass
-        out[k] = frame_ink(ink)
+        for _ in range(MAX_DRAWS):
+            if (ink := piece(digits, labels, pool, rng)) is not None:
+                out[k] = frame_ink(ink)
+                break
+        else:
+            raise ValueError(
+                f"{MAX_DRAWS} draws made no piece that is not a digit from these digits"
+            )
     return out
 
 
