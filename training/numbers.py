@@ -153,3 +153,13 @@ def missegmentations(
                 if made == count:
                     break
     return out
+
+
+def edits(read: str, written: str) -> int:
+    """Digits misread, missed or added: the Levenshtein distance between the two strings."""
+    row = list(range(len(written) + 1))
+    for i, a in enumerate(read, 1):
+        previous, row[0] = row[0], i
+        for k, b in enumerate(written, 1):
+            previous, row[k] = row[k], min(row[k] + 1, row[k - 1] + 1, previous + (a != b))
+    return row[-1]

@@ -17,7 +17,7 @@ from PIL import Image
 
 from app.imaging.decode import DEFAULT_DECODE_MEMORY, decode
 from app.imaging.frame import frame_ink, in_mnist_format
-from app.reading.graph import best_path, piece_costs
+from app.reading.graph import PIECE_COST, best_path, geometry_costs, piece_costs
 from app.reading.segment import candidates, ink_of
 from model.spec import INPUT, InputSpec
 
@@ -39,19 +39,26 @@ class Segmentation:
     boxes: list[list[int]]
     count: int
     cuts: list[int]
+    priors: np.ndarray  # float64 (N,): each piece's geometry cost (graph.geometry_costs)
     ink: dict[str, Any] | None = None
 
 
-def segment(grey: np.ndarray, spec: InputSpec = INPUT, explain: bool = False,
-            cut: bool = True) -> Segmentation:  # fmt: skip
+def segment(
+    grey: np.ndarray,
+    spec: InputSpec = INPUT,
+    explain: bool = False,
+    cut: bool = True,
+    scale: float = 1.0,
+) -> Segmentation:
     """The candidate pieces of the decoded image `grey`, framed. A frame already in MNIST's
     format is one digit, read as it is, as /predict reads it; without `cut`, each connected
-    group of ink is read alone."""
-    ink, scale = ink_of(grey)
+    group of ink is read alone. `scale`: uploaded pixels per pixel of `grey`."""
+    ink, ink_scale = ink_of(grey)
+    scale *= ink_scale
     preview = ink_preview(ink) if explain else None
     if in_mnist_format([grey], spec)[0]:
         box = _scaled(_ink_box(ink), scale)
-        return Segmentation(grey[None], [(0, 1)], [box], 1, [], preview)
+        return Segmentation(grey[None], [(0, 1)], [box], 1, [], np.zeros(1), preview)
     found = candidates(ink, cut=cut, max_run=None if cut else 1)
     frames = np.stack([frame_ink(ink[p.mask_slice] * p.mask, spec) for p in found.pieces])
     return Segmentation(
@@ -60,6 +67,7 @@ def segment(grey: np.ndarray, spec: InputSpec = INPUT, explain: bool = False,
         [_scaled(p.box, scale) for p in found.pieces],
         len(found.primitives),
         [round(c * scale) for c in found.cuts],
+        geometry_costs([p.box[3] for p in found.pieces], found.height),
         preview,
     )
 
@@ -70,9 +78,16 @@ def segment_upload(
     max_pixels: int | None = None,
     max_decode_bytes: int = DEFAULT_DECODE_MEMORY,
     explain: bool = False,
+    cut: bool = True,
 ) -> Segmentation:
-    """segment() of an upload's bytes: the decoder pool's job for /read."""
-    return segment(decode(data, max_pixels, max_decode_bytes), spec, explain)
+    """segment() of an upload's bytes, boxes and cuts in the upload's pixels: the decoder
+    pool's job for /read."""
+    grey = decode(data, max_pixels, max_decode_bytes)
+    # decode() reduces a large image by a whole factor; its longer side says by how much,
+    # whichever way EXIF turned it.
+    with Image.open(io.BytesIO(data)) as header:
+        scale = max(header.size) / max(grey.shape)
+    return segment(grey, spec, explain, cut, scale)
 
 
 def reading(
@@ -81,11 +96,12 @@ def reading(
     answer: Callable[[np.ndarray], dict[str, Any]],
     j: float,
     explain: bool = False,
+    piece_cost: float = PIECE_COST,
 ) -> dict[str, Any]:
     """The answer for a line, from every piece's (N, 10) distances: the best path's digits left
     to right, each answered as `answer` (Predictor.answer) answers one image."""
-    costs = piece_costs(distances, j)
-    path, score = best_path(found.spans, costs, found.count)
+    costs = piece_costs(distances, j) + found.priors
+    path, score = best_path(found.spans, costs, found.count, piece_cost)
     digits = []
     for index in path:
         result = answer(distances[index])

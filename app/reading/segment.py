@@ -24,7 +24,7 @@ MIN_PART = 0.1
 CUT_SPACING = 0.12
 # Most primitives in one piece, and the widest piece and largest gap of paper inside one
 # (line heights): no digit is wider, and strokes of one digit are not so far apart.
-MAX_RUN = 4
+MAX_RUN = 6
 MAX_PIECE_WIDTH = 1.5
 MAX_GAP = 0.3
 # Two bands of ink with this much paper between them (line heights), each with this share of
