@@ -12,7 +12,6 @@ import cv2
 import numpy as np
 
 from app.errors import MultipleLinesError, NoInkError
-from app.imaging.frame import _ink
 
 # A component no larger than this share of the line's height is a speck, not a stroke.
 SPECK = 0.15
@@ -31,11 +30,6 @@ MAX_GAP = 0.3
 # the ink, are two lines.
 LINE_GAP = 0.25
 LINE_SHARE = 0.1
-
-
-def ink_of(grey: np.ndarray) -> tuple[np.ndarray, float]:
-    """The ink map of a decoded grey image and its scale (uploaded pixels per working pixel)."""
-    return _ink(grey), 1.0
 
 
 @dataclass(frozen=True)
