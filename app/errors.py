@@ -32,6 +32,10 @@ class NoInkError(RequestError):
     """A readable image without any ink on it."""
 
 
+class MultipleLinesError(RequestError):
+    """An image holding more than one line of digits, where one line is read."""
+
+
 class MalformedRequestError(RequestError):
     """A malformed multipart body, a missing or extra field, or an invalid parameter."""
 
@@ -107,6 +111,7 @@ STATUS: dict[type[RequestError], int] = {
     TooLargeError: 413,
     UnreadBodyTooLargeError: 413,
     NoInkError: 422,
+    MultipleLinesError: 422,
     MalformedRequestError: 422,
     InvalidContentLengthError: 400,
     ClientLeftError: 400,

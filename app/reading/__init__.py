@@ -1,0 +1,166 @@
+"""Reading a line of handwritten digits, as LeNet-5's paper reads numbers (Sections V and VI):
+over-segment the ink (segment.py), frame every candidate piece as MNIST frames a digit, score
+them all in one run of the network, and take the best path through the segmentation graph
+(graph.py). Framework-free: numpy, OpenCV and the imaging stages.
+
+    segment_upload (in a decoder process) -> Predictor.run on its frames -> reading
+"""
+
+import base64
+import io
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from app.imaging.decode import DEFAULT_DECODE_MEMORY, decode
+from app.imaging.frame import frame_ink, in_mnist_format
+from app.reading.graph import PIECE_COST, best_path, geometry_costs, piece_costs
+from app.reading.segment import candidates, ink_of
+from model.spec import INPUT, InputSpec
+
+__all__ = ["Segmentation", "reading", "segment", "segment_upload"]
+
+# The longer side of the ink map shown by ?explain=true.
+PREVIEW = 256
+
+
+@dataclass(frozen=True)
+class Segmentation:
+    """What the recogniser needs of an image and what the answer shows: every candidate
+    piece's frame (uint8 (N, 28, 28)), primitives (first, last) and box (x, y, w, h, in the
+    uploaded image's pixels), the number of primitives, the cuts (x, uploaded pixels), and the
+    ink map's preview when asked for."""
+
+    frames: np.ndarray
+    spans: list[tuple[int, int]]
+    boxes: list[list[int]]
+    count: int
+    cuts: list[int]
+    priors: np.ndarray  # float64 (N,): each piece's geometry cost (graph.geometry_costs)
+    ink: dict[str, Any] | None = None
+
+
+def segment(
+    grey: np.ndarray,
+    spec: InputSpec = INPUT,
+    explain: bool = False,
+    cut: bool = True,
+    scale: float = 1.0,
+) -> Segmentation:
+    """The candidate pieces of the decoded image `grey`, framed. A frame already in MNIST's
+    format is one digit, read as it is, as /predict reads it; without `cut`, each connected
+    group of ink is read alone. `scale`: uploaded pixels per pixel of `grey`."""
+    ink, ink_scale = ink_of(grey)
+    scale *= ink_scale
+    preview = ink_preview(ink) if explain else None
+    if in_mnist_format([grey], spec)[0]:
+        box = _scaled(_ink_box(ink), scale)
+        return Segmentation(grey[None], [(0, 1)], [box], 1, [], np.zeros(1), preview)
+    found = candidates(ink, cut=cut, max_run=None if cut else 1)
+    frames = np.stack([frame_ink(ink[p.mask_slice] * p.mask, spec) for p in found.pieces])
+    return Segmentation(
+        frames,
+        [(p.first, p.last) for p in found.pieces],
+        [_scaled(p.box, scale) for p in found.pieces],
+        len(found.primitives),
+        [round(c * scale) for c in found.cuts],
+        geometry_costs([p.box[3] for p in found.pieces], found.height),
+        preview,
+    )
+
+
+def segment_upload(
+    data: bytes,
+    spec: InputSpec = INPUT,
+    max_pixels: int | None = None,
+    max_decode_bytes: int = DEFAULT_DECODE_MEMORY,
+    explain: bool = False,
+    cut: bool = True,
+) -> Segmentation:
+    """segment() of an upload's bytes, boxes and cuts in the upload's pixels: the decoder
+    pool's job for /read."""
+    grey = decode(data, max_pixels, max_decode_bytes)
+    # decode() reduces a large image by a whole factor; its longer side says by how much,
+    # whichever way EXIF turned it.
+    with Image.open(io.BytesIO(data)) as header:
+        scale = max(header.size) / max(grey.shape)
+    return segment(grey, spec, explain, cut, scale)
+
+
+def reading(
+    found: Segmentation,
+    distances: np.ndarray,
+    answer: Callable[[np.ndarray], dict[str, Any]],
+    j: float,
+    explain: bool = False,
+    piece_cost: float = PIECE_COST,
+) -> dict[str, Any]:
+    """The answer for a line, from every piece's (N, 10) distances: the best path's digits left
+    to right, each answered as `answer` (Predictor.answer) answers one image."""
+    costs = piece_costs(distances, j) + found.priors
+    path, score = best_path(found.spans, costs, found.count, piece_cost)
+    digits = []
+    for index in path:
+        result = answer(distances[index])
+        digits.append({key: result[key] for key in DIGIT_KEYS} | {"box": found.boxes[index]})
+    first = answer(distances[path[0]])
+    unread = [i for i, digit in enumerate(digits) if digit["rejected"]]
+    reason = None
+    if unread:
+        where = ", ".join(f"{i + 1} at {digits[i]['box']}" for i in unread)
+        reason = f"not confidently digits: piece {where} (1 = leftmost)"
+    result = {
+        "text": "".join(str(d["digit"]) for d in digits),
+        "digits": digits,
+        "rejected": bool(unread),
+        "reason": reason,
+        "confidence": float(np.prod([d["confidence"] for d in digits])),
+        "version": first["version"],
+        "sha256": first["sha256"],
+    }
+    if explain:
+        result["explain"] = {
+            "ink": found.ink,
+            "segmentation": {
+                "cuts": found.cuts,
+                "pieces": [
+                    {
+                        "box": box,
+                        "digit": int(row.argmin()),
+                        "distances": dict(zip(DIGIT_NAMES, row.tolist(), strict=True)),
+                        "cost": float(cost),
+                    }
+                    for box, row, cost in zip(found.boxes, distances, costs, strict=True)
+                ],
+                "path": path,
+                "score": score,
+            },
+        }
+    return result
+
+
+DIGIT_KEYS = ("digit", "distances", "probabilities", "confidence", "rejected")
+DIGIT_NAMES = tuple(str(d) for d in range(10))
+
+
+def ink_preview(ink: np.ndarray) -> dict[str, Any]:
+    """The ink map as a PNG data URL (white ink on black), at most PREVIEW px on its longer
+    side."""
+    image = Image.fromarray(np.rint(np.clip(ink, 0, 1) * 255).astype(np.uint8))
+    image.thumbnail((PREVIEW, PREVIEW), Image.Resampling.BILINEAR)
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG")
+    png = base64.b64encode(buffer.getvalue()).decode("ascii")
+    return {"png": f"data:image/png;base64,{png}", "width": image.width, "height": image.height}
+
+
+def _ink_box(ink: np.ndarray) -> tuple[int, int, int, int]:
+    rows, cols = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
+    return (int(cols[0]), int(rows[0]), int(cols[-1] - cols[0] + 1), int(rows[-1] - rows[0] + 1))
+
+
+def _scaled(box: tuple[int, int, int, int], scale: float) -> list[int]:
+    return [round(v * scale) for v in box]

@@ -1,0 +1,165 @@
+"""Handwritten numbers made from MNIST digits, for measuring how /read reads a line, and the
+mis-segmentations its segmenter makes, for teaching LeNet-5 to refuse them.
+
+`make_number` writes 1–10 digits on one line of a canvas the way people write them: each
+digit's height within ±15% of the line's, a slope, a little vertical jitter, thick and thin
+strokes, and gaps from −10% of the height (strokes overlapping: the digits touch) to +80%.
+Which digits touch is measured on the result (their inks meet), not assumed from the gap.
+Tests and benchmarks build numbers from MNIST **test** digits only.
+
+`missegmentations` cuts numbers made from the digits it is given (MNIST **training** digits,
+for training) exactly as app.reading cuts them, and keeps the candidate pieces that are not
+one digit: half a digit, a digit with a piece of its neighbour, two digits glued, a stroke
+alone, framed as every piece the service scores is framed.
+
+Everything is seeded: the same generator state gives the same numbers.
+"""
+
+from dataclasses import dataclass
+from itertools import pairwise
+
+import cv2
+import numpy as np
+
+from app.imaging.frame import frame_ink
+from app.reading.segment import candidates, ink_of
+
+SPACING = (-0.10, 0.80)  # gap between neighbours' inks, in line heights
+HEIGHT_SPREAD = 0.15  # each digit's height within ±15% of the line's
+JITTER = 0.06  # vertical jitter, in line heights
+SLOPE = 0.06  # the line's largest slope (rise over run)
+
+
+@dataclass(frozen=True)
+class Number:
+    """A written number: the image (uint8 grey, dark ink on light paper), its digits, each
+    digit's ink box (x, y, w, h), which pixels are whose ink, and whether any neighbours touch."""
+
+    image: np.ndarray
+    text: str
+    boxes: list[tuple[int, int, int, int]]
+    owner: np.ndarray  # int8 per pixel: index of the digit whose ink is strongest there, or -1
+    touching: bool
+
+
+def make_number(
+    images: np.ndarray,
+    labels: np.ndarray,
+    length: int,
+    rng: np.random.Generator,
+    height: int | None = None,
+    spacing: tuple[float, float] = SPACING,
+) -> Number:
+    """A number of `length` digits drawn at random from `images` (uint8 (N, 28, 28) MNIST,
+    white on black) and their `labels`, written on a canvas; the line `height` in pixels
+    (random, 36–100, when None)."""
+    line = int(height if height is not None else rng.integers(36, 101))
+    picks = rng.integers(0, len(images), length)
+    slope = rng.uniform(-SLOPE, SLOPE)
+    thickness = rng.choice((-1, 0, 0, 1, 2))  # thin, as drawn, thicker, thick
+    inks = [_stroke(_scaled(images[i], line, rng), thickness) for i in picks]
+    margin = line // 3 + 4
+    gaps = rng.uniform(*spacing, length) * line
+    lefts, x = [], float(margin)
+    for i, ink in enumerate(inks):
+        lefts.append(round(x))
+        x += ink.shape[1] + (gaps[i] if i + 1 < length else 0)
+    width = round(x) + margin
+    drift = abs(slope) * width
+    canvas_height = round(line * (1 + HEIGHT_SPREAD + 2 * JITTER) + drift) + 2 * margin
+    layers = np.zeros((length, canvas_height, width), np.float32)
+    boxes = []
+    base = margin + (drift if slope < 0 else 0) + line * (HEIGHT_SPREAD + JITTER)
+    for i, ink in enumerate(inks):
+        h, w = ink.shape
+        centre_x = lefts[i] + w / 2
+        bottom = base + line + slope * centre_x + rng.uniform(-JITTER, JITTER) * line
+        top = min(max(round(bottom - h), 0), canvas_height - h)
+        layers[i, top : top + h, lefts[i] : lefts[i] + w] = ink
+        boxes.append((lefts[i], top, w, h))
+    combined = layers.max(axis=0)
+    owner = np.where(combined > 0, layers.argmax(axis=0), -1).astype(np.int8)
+    image = np.rint(255 * (1 - combined)).astype(np.uint8)
+    text = "".join(str(int(labels[i])) for i in picks)
+    return Number(image, text, boxes, owner, _touch(layers))
+
+
+def make_numbers(
+    images: np.ndarray,
+    labels: np.ndarray,
+    count: int,
+    rng: np.random.Generator,
+    lengths: tuple[int, int] = (1, 10),
+) -> list[Number]:
+    """`count` numbers of `lengths[0]`–`lengths[1]` digits."""
+    low, high = lengths
+    return [make_number(images, labels, int(rng.integers(low, high + 1)), rng)
+            for _ in range(count)]  # fmt: skip
+
+
+def _scaled(digit: np.ndarray, line: int, rng: np.random.Generator) -> np.ndarray:
+    """The digit's ink (float32, 0 = none) cropped to its box and scaled to its height."""
+    rows, cols = np.nonzero(digit)
+    crop = digit[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1].astype(np.float32)
+    # MNIST fits a digit's longer side into 20 px: a 1 is 20 high, a wide 2 less.
+    height = line * crop.shape[0] / 20 * (1 + rng.uniform(-HEIGHT_SPREAD, HEIGHT_SPREAD))
+    factor = max(height, 4) / crop.shape[0]
+    size = (max(1, round(crop.shape[1] * factor)), max(1, round(crop.shape[0] * factor)))
+    return np.clip(cv2.resize(crop / 255, size, interpolation=cv2.INTER_LINEAR), 0, 1)
+
+
+def _stroke(ink: np.ndarray, thickness: int) -> np.ndarray:
+    """Thinner (negative) or thicker strokes, in steps of about 4% of the digit's height."""
+    if thickness == 0:
+        return ink
+    radius = max(1, round(abs(thickness) * ink.shape[0] / 25))
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+    if thickness > 0:
+        return cv2.dilate(ink, kernel)
+    thinner = cv2.erode(ink, kernel)
+    return thinner if (thinner > 0.5).sum() > 0.3 * (ink > 0.5).sum() else ink
+
+
+def _touch(layers: np.ndarray) -> bool:
+    """Whether the inks of two neighbours meet (8-connected) on the canvas."""
+    kernel = np.ones((3, 3), np.uint8)
+    masks = [(layer > 0.25).astype(np.uint8) for layer in layers]
+    return any((cv2.dilate(a, kernel) & b).any() for a, b in pairwise(masks))
+
+
+def missegmentations(
+    images: np.ndarray, labels: np.ndarray, count: int, rng: np.random.Generator
+) -> np.ndarray:
+    """`count` framed pieces (uint8 (count, 28, 28), MNIST's form) that app.reading's segmenter
+    proposes from numbers made of `images` and that are not one digit: pieces holding under
+    60% of every digit's ink (half a digit, a stroke alone), or most of one digit and over 20%
+    of another (a digit with part of its neighbour, two glued digits). Pieces in between are
+    left out: a digit missing a little ink is still that digit."""
+    out = np.zeros((count, 28, 28), np.uint8)
+    made = 0
+    while made < count:
+        number = make_number(images, labels, int(rng.integers(2, 5)), rng,
+                             spacing=(-0.15, 0.3))  # fmt: skip
+        ink, _ = ink_of(number.image)
+        totals = np.bincount(number.owner[number.owner >= 0], minlength=len(number.text))
+        for piece in candidates(ink).pieces:
+            shares = np.bincount(number.owner[piece.mask_slice][piece.mask] + 1,
+                                 minlength=len(totals) + 1)[1:] / np.maximum(totals, 1)  # fmt: skip
+            ranked = np.sort(shares)[::-1]
+            second = ranked[1] if len(ranked) > 1 else 0.0
+            if ranked[0] < 0.6 or (ranked[0] >= 0.6 and second > 0.2):
+                out[made] = frame_ink(ink[piece.mask_slice] * piece.mask)
+                made += 1
+                if made == count:
+                    break
+    return out
+
+
+def edits(read: str, written: str) -> int:
+    """Digits misread, missed or added: the Levenshtein distance between the two strings."""
+    row = list(range(len(written) + 1))
+    for i, a in enumerate(read, 1):
+        previous, row[0] = row[0], i
+        for k, b in enumerate(written, 1):
+            previous, row[k] = row[k], min(row[k] + 1, row[k - 1] + 1, previous + (a != b))
+    return row[-1]
