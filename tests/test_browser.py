@@ -556,7 +556,8 @@ def test_written_number_is_read_with_its_boxes_and_distances(page, server_url: s
     boxes = page.get_by_test_id("box")
     assert cards.count() == boxes.count() == 3
     size = (1120, 280)
-    assert page.evaluate("[canvas.width, canvas.height]") == list(size)
+    pad = "(c => [c.width, c.height])(document.getElementById('canvas'))"
+    assert page.evaluate(pad) == list(size)
     for i, digit in enumerate(answer["digits"]):
         card = cards.nth(i)
         assert card.get_attribute("data-digit") == str(digit["digit"])
