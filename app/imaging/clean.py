@@ -20,12 +20,14 @@ from app.imaging.decode import MIN_CONTRAST
 # Longest side of the working image: a digit 15% of a photo's height is still ~60 px there.
 WORK_SIDE = 512
 # Longest side the paper is estimated on: light varies slowly, so a small image shows it.
-BACKGROUND_SIDE = 128
+BACKGROUND_SIDE = 256
 # The closing's side as a fraction of that image: wider than a stroke, narrower than the light.
 BACKGROUND_KERNEL = 0.12
 # Spread of the paper's levels (median absolute deviation, as a fraction of the contrast
 # between paper and ink) under which the paper counts as one level.
 UNIFORM_PAPER = 0.04
+# The most of a photo's pixels ink covers: a darker class larger than this is a shadow.
+MAX_INK = 0.2
 # Ink weaker than this fraction of the strongest stroke is paper texture or compression noise.
 NOISE_FRACTION = 0.2
 # Below this side the image is a scan or an icon: no rules to find, no specks to tell apart.
@@ -61,7 +63,8 @@ def clean(grey: np.ndarray, scale: float = 1.0) -> Ink:
     if not dark:
         levels = 255 - levels
     # Ink is now dark on light paper.
-    paper = _uniform_paper(levels)
+    small = max(height, width) < SMALL_SIDE and factor <= 1
+    paper = _uniform_paper(levels, small)
     background = _background(levels) if paper is None else np.float32(paper)
     # In grey levels, for the test of blankness; relative to the paper's light for the ink.
     depth = np.maximum(background - levels, 0)
@@ -71,7 +74,6 @@ def clean(grey: np.ndarray, scale: float = 1.0) -> Ink:
         raise NoInkError("the image contains no ink: it looks blank")
     peak = float(contrast.max())
     mask = contrast > NOISE_FRACTION * peak
-    small = max(height, width) < SMALL_SIDE and factor <= 1
     if not small:
         mask &= ~_rules(mask)
         mask = _without_specks(mask)
@@ -96,15 +98,22 @@ def _dark_ink(grey: np.ndarray) -> bool:
     return bool(median - low >= high - median)
 
 
-def _uniform_paper(levels: np.ndarray) -> float | None:
-    """The paper's level when it is one level (a scan, an export, evenly lit paper), else None."""
+def _uniform_paper(levels: np.ndarray, small: bool) -> float | None:
+    """The paper's level when it is one level (a scan, an export, evenly lit paper), else None.
+
+    A small image is a scan or an icon, its digit often most of it: its paper is one level.
+    In a larger one, a dark class of more than MAX_INK of the pixels is a shadow, not ink."""
     grey = levels.astype(np.uint8)
     threshold, _ = cv2.threshold(grey, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
     paper = levels[levels > threshold]
     ink = levels[levels <= threshold]
     if not len(paper) or not len(ink):
         return float(np.median(levels))
+    if len(ink) > MAX_INK * levels.size and not small:
+        return None
     level = float(np.median(paper))
+    if small:
+        return level
     spread = float(np.median(np.abs(paper - level)))
     contrast = max(level - float(np.median(ink)), 1.0)
     return level if spread <= UNIFORM_PAPER * contrast else None
