@@ -16,7 +16,7 @@ from fastapi.staticfiles import StaticFiles
 from app import protocol
 from app.handlers import HANDLERS
 from app.metrics import MetricsMiddleware
-from app.routes import feedback, model, operations, predict, v2
+from app.routes import feedback, model, operations, predict, read, v2
 from app.service import Service, lifespan
 from app.settings import Settings
 from app.uploads import BodyBudget
@@ -38,6 +38,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.service = service
     predict.add_routes(app)
+    app.include_router(read.router)
     app.include_router(model.router)
     app.include_router(operations.router)
     app.include_router(feedback.router)

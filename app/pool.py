@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from app.errors import BusyError, DecoderCrashed, RequestError
-from app.imaging import to_model_inputs
+from app.imaging import Prepared, to_model_inputs
 from app.imaging.decode import is_cheap
 from model.spec import InputSpec
 
@@ -122,11 +122,14 @@ def cheap(upload: bytes) -> bool:
 
 
 async def prepare(
-    pool: DecodePool, uploads: Sequence[bytes], limits: tuple[InputSpec, int | None, int]
-) -> tuple[np.ndarray, dict[int, RequestError]]:
-    """to_model_inputs(uploads, *limits) in the pool: the cheap uploads CHUNK at a time, each
-    costly one alone, and one job after the other, so that one request holds one decoder at a
-    time and a cancelled request stops between two jobs."""
+    pool: DecodePool,
+    uploads: Sequence[bytes],
+    limits: tuple[InputSpec, int | None, int],
+    explain: bool = False,
+) -> Prepared:
+    """to_model_inputs(uploads, *limits, explain) in the pool: the cheap uploads CHUNK at a
+    time, each costly one alone, and one job after the other, so that one request holds one
+    decoder at a time and a cancelled request stops between two jobs."""
     groups: list[list[int]] = []
     for index, upload in enumerate(uploads):
         if cheap(upload) and groups and len(groups[-1]) < CHUNK and cheap(uploads[groups[-1][0]]):
@@ -135,10 +138,15 @@ async def prepare(
             groups.append([index])
     inputs: list[np.ndarray] = []
     errors: dict[int, RequestError] = {}
+    boxes: list[list[int]] = []
+    inks: list[dict[str, Any]] = []
     for group in groups:
-        part, failed = await pool.run(to_model_inputs, [uploads[i] for i in group], *limits)
-        errors.update({group[i]: error for i, error in failed.items()})
-        inputs.append(part)
+        part = await pool.run(to_model_inputs, [uploads[i] for i in group], *limits, explain)
+        errors.update({group[i]: error for i, error in part.errors.items()})
+        inputs.append(part.inputs)
+        boxes.extend(part.boxes)
+        inks.extend(part.inks or ())
     spec = limits[0]
     empty = np.empty((0, 1, spec.size, spec.size), np.float32)
-    return (np.concatenate(inputs) if inputs else empty), errors
+    batch = np.concatenate(inputs) if inputs else empty
+    return Prepared(batch, errors, boxes, inks if explain else None)

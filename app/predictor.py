@@ -24,7 +24,7 @@ import onnxruntime as ort
 from pydantic import ValidationError
 
 from app.errors import RequestError
-from app.imaging import to_model_input, to_model_inputs
+from app.imaging import Prepared, to_model_inputs
 from app.imaging.decode import DEFAULT_DECODE_MEMORY
 from model.spec import (
     ACTIVATIONS,
@@ -130,7 +130,14 @@ class Predictor:
 
     def preprocess(self, data: bytes) -> np.ndarray:
         """The upload as the (1, 32, 32) model input; RequestError if it cannot be."""
-        return to_model_input(data, *self.limits())
+        return self.prepare(data).inputs[0]
+
+    def prepare(self, data: bytes, explain: bool = False) -> Prepared:
+        """The one upload through the imaging pipeline; RequestError if it cannot be read."""
+        prepared = to_model_inputs([data], *self.limits(), explain)
+        if prepared.errors:
+            raise prepared.errors[0]
+        return prepared
 
     def limits(self) -> tuple[InputSpec, int | None, int]:
         """to_model_inputs' arguments after the uploads, for running it elsewhere."""
@@ -142,39 +149,39 @@ class Predictor:
 
     def predict(self, data: bytes) -> dict[str, Any]:
         """The answer for one upload."""
-        return self.answer(self.run(self.preprocess(data)[None])[0])
+        return self.answers(self.prepare(data), 1)[0]  # type: ignore[return-value]
 
     def explain(self, data: bytes) -> dict[str, Any]:
-        """The answer plus what the network sees and every layer's activations."""
-        return self.explain_input(self.preprocess(data))
+        """The answer plus what the network sees, every layer's activations and the ink."""
+        return self.explain_input(self.prepare(data, explain=True))
 
-    def explain_input(self, model_input: np.ndarray) -> dict[str, Any]:
-        """explain() of an upload already made the (1, 32, 32) model input."""
-        image = model_input[None]
+    def explain_input(self, prepared: Prepared) -> dict[str, Any]:
+        """explain() of one upload already prepared, its ink map with it."""
+        image = prepared.inputs[:1]
         distances, *activations = self.session.run(list(OUTPUT_NAMES), {INPUT_NAME: image})
-        result = self.answer(distances[0])
+        result = self.answer(distances[0], prepared.boxes[0])
         layers = {name: value[0] for name, value in zip(ACTIVATIONS, activations, strict=True)}
         layers["c5"] = layers["c5"].reshape(-1)  # 120 maps of 1×1: a vector, as F6 reads it
         result["explain"] = {
             "input": _rounded(image[0, 0]),
             "activations": {name: _rounded(value) for name, value in layers.items()},
         }
+        if prepared.inks:
+            result["explain"]["ink"] = prepared.inks[0]
         return result
 
     def predict_many(self, uploads: Sequence[bytes]) -> list[dict[str, Any] | RequestError]:
         """One answer per upload, in order, through one onnxruntime call; an upload that
         cannot be read gets its RequestError in its place."""
-        inputs, errors = to_model_inputs(uploads, *self.limits())
-        return self.answers(inputs, errors, len(uploads))
+        return self.answers(to_model_inputs(uploads, *self.limits()), len(uploads))
 
-    def answers(
-        self, inputs: np.ndarray, errors: dict[int, RequestError], count: int
-    ) -> list[dict[str, Any] | RequestError]:
+    def answers(self, prepared: Prepared, count: int) -> list[dict[str, Any] | RequestError]:
         """predict_many's answers from to_model_inputs' result for `count` uploads."""
-        rows = iter(self.run(inputs) if len(inputs) else ())
-        return [errors[i] if i in errors else self.answer(next(rows)) for i in range(count)]
+        inputs, errors = prepared.inputs, prepared.errors
+        rows = iter(zip(self.run(inputs) if len(inputs) else (), prepared.boxes, strict=True))
+        return [errors[i] if i in errors else self.answer(*next(rows)) for i in range(count)]
 
-    def answer(self, distances: np.ndarray) -> dict[str, Any]:
+    def answer(self, distances: np.ndarray, box: list[int] | None = None) -> dict[str, Any]:
         """The API's answer from one image's ten RBF distances.
 
         The paper's MAP reading: P(i) ∝ exp(−y_i), with a "none of these" class of
@@ -195,6 +202,7 @@ class Predictor:
             "probabilities": probabilities,
             "confidence": probabilities[DIGITS[digit]],
             "rejected": self.score(y) > self.threshold,
+            "box": box,
             "version": self.version,
             "sha256": self.sha256,
         }

@@ -63,6 +63,113 @@ EXAMPLE_PREDICTION: dict[str, Any] = {
 }  # fmt: skip
 
 
+# A real answer for a 339 written with MNIST test digits (training.numbers, seed 2026),
+# captured from the service.
+EXAMPLE_READING: dict[str, Any] = {
+    "text": "339",
+    "digits": [
+        {
+            "digit": 3,
+            "distances": {
+                "0": 127.15499877929688,
+                "1": 123.08655548095703,
+                "2": 109.06961822509766,
+                "3": 69.47559356689453,
+                "4": 138.94503784179688,
+                "5": 93.70941925048828,
+                "6": 116.59130859375,
+                "7": 112.79969024658203,
+                "8": 98.39261627197266,
+                "9": 102.55780029296875,
+            },
+            "probabilities": {
+                "0": 8.915637105695045e-26,
+                "1": 5.212605494000144e-24,
+                "2": 6.375780554509059e-18,
+                "3": 0.9999995077827477,
+                "4": 6.757771092870396e-31,
+                "5": 2.9880166726467066e-11,
+                "6": 3.450680416605839e-21,
+                "7": 1.5296203922537665e-19,
+                "8": 2.76373496092277e-13,
+                "9": 4.291211854515896e-15,
+                "none": 4.921870915679784e-07,
+            },
+            "confidence": 0.9999995077827477,
+            "rejected": False,
+            "box": [24, 38, 49, 58],
+        },
+        {
+            "digit": 3,
+            "distances": {
+                "0": 114.89542388916016,
+                "1": 101.26525115966797,
+                "2": 93.35234832763672,
+                "3": 80.40753173828125,
+                "4": 127.46437072753906,
+                "5": 97.6760482788086,
+                "6": 112.02181243896484,
+                "7": 102.42417907714844,
+                "8": 95.64727783203125,
+                "9": 96.15501403808594,
+            },
+            "probabilities": {
+                "0": 1.0240069990944557e-15,
+                "1": 8.507691410491526e-10,
+                "2": 2.324565375333179e-06,
+                "3": 0.9732046574428298,
+                "4": 3.5618749630468916e-21,
+                "5": 3.0802270784595495e-08,
+                "6": 1.8125772342673574e-14,
+                "7": 2.669904512565675e-10,
+                "8": 2.3424295847897648e-07,
+                "9": 1.409806511051359e-07,
+                "none": 0.026792610848135705,
+            },
+            "confidence": 0.9732046574428298,
+            "rejected": False,
+            "box": [116, 43, 40, 57],
+        },
+        {
+            "digit": 9,
+            "distances": {
+                "0": 102.98727416992188,
+                "1": 97.04290008544922,
+                "2": 92.75822448730469,
+                "3": 99.25496673583984,
+                "4": 90.8660888671875,
+                "5": 99.81714630126953,
+                "6": 118.90946960449219,
+                "7": 96.78467559814453,
+                "8": 87.27949523925781,
+                "9": 75.72917938232422,
+            },
+            "probabilities": {
+                "0": 1.4515915092152128e-12,
+                "1": 5.539279541074596e-10,
+                "2": 4.020353595013642e-08,
+                "3": 6.064080286850271e-11,
+                "4": 2.666909695961152e-07,
+                "5": 3.456316140988751e-11,
+                "6": 1.765723927413148e-19,
+                "7": 7.171314225541406e-10,
+                "8": 9.63044004298597e-06,
+                "9": 0.9997342540661956,
+                "none": 0.0002558072315409074,
+            },
+            "confidence": 0.9997342540661956,
+            "rejected": False,
+            "box": [159, 35, 39, 65],
+        },
+    ],
+    "rejected": False,
+    "reason": None,
+    "confidence": 0.9729455533615323,
+    "version": "2026.11.22-8a31a882",
+    "sha256": "12a46804d61f23ee6b2b0a6a36ac0a0247e4edc47b8e11f60f437f04f47a89ac",
+}
+
+
 class Prediction(BaseModel):
     """What LeNet-5 makes of one image."""
 
@@ -223,4 +330,59 @@ class FeedbackPage(BaseModel):
     records: list[FeedbackRecord]
     next_after: int | None = Field(
         description="pass as `after` for the next page; null on the last page"
+    )
+
+
+class ReadDigit(BaseModel):
+    """One digit of a number, as /predict would answer its piece alone."""
+
+    digit: int = Field(ge=0, le=9)
+    box: list[int] = Field(description="[x, y, w, h] of its ink, in the uploaded image's pixels")
+    distances: DigitScores
+    probabilities: Probabilities
+    confidence: float = Field(ge=0, le=1)
+    rejected: bool = Field(description="true when this piece is not confidently a digit")
+
+
+class InkMap(BaseModel):
+    png: str = Field(description="the cleaned ink map, white on black, as a PNG data URL")
+    width: int
+    height: int
+
+
+class ScoredPiece(BaseModel):
+    box: list[int] = Field(description="[x, y, w, h], uploaded image's pixels")
+    digit: int = Field(description="the nearest digit")
+    distances: DigitScores
+    cost: float = Field(description="−log P(digit) of the MAP reading, 'none' included")
+
+
+class SegmentationView(BaseModel):
+    cuts: list[int] = Field(description="x of each candidate cut made inside a component")
+    pieces: list[ScoredPiece] = Field(description="every candidate piece LeNet-5 scored")
+    path: list[int] = Field(description="indices of the pieces read, left to right")
+    score: float = Field(description="the path's total cost, piece costs included")
+
+
+class ReadExplanation(BaseModel):
+    ink: InkMap
+    segmentation: SegmentationView
+
+
+class Reading(BaseModel):
+    """The number written on one line: its digits left to right."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLE_READING]})
+
+    text: str = Field(description="the digits read, left to right")
+    digits: list[ReadDigit]
+    rejected: bool = Field(
+        description="true when some piece of the line is not confidently a digit"
+    )
+    reason: str | None = Field(description="which pieces were not read, when rejected")
+    confidence: float = Field(ge=0, le=1, description="the product of the digits' confidences")
+    version: str
+    sha256: str
+    explain: ReadExplanation | None = Field(
+        None, description="only with ?explain=true: the ink map and the segmentation graph"
     )

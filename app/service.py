@@ -151,7 +151,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     service.serve(service.load())
     service.reloading = asyncio.Lock()  # bound to this event loop, the one serving
     settings = service.settings
-    service.pool = DecodePool(settings.decode_workers, settings.decode_queue, ["app.imaging"])
+    service.pool = DecodePool(
+        settings.decode_workers, settings.decode_queue, ["app.imaging", "app.reading"]
+    )
     await service.pool.start()
     await service.open_feedback()
     # Everything loaded so far lives as long as the process: frozen, the garbage collector

@@ -409,7 +409,7 @@ def request_pieces() -> dict[str, float]:
                                   for _ in range(5)])  # fmt: skip
 
     def pillow_decode(data: bytes) -> np.ndarray:
-        return np.asarray(_open(data, predictor.max_pixels))
+        return np.asarray(_open(data, predictor.max_pixels)[0])
 
     pieces = {
         "preprocess_us": timed(lambda: predictor.preprocess(pngs[next(cycle) % 200]), 3000),

@@ -1,5 +1,5 @@
 """The `lenet5` command: train, evaluate, export (need the `train` extra), serve, predict,
-feedback."""
+read, feedback."""
 
 import argparse
 import importlib
@@ -14,6 +14,7 @@ COMMANDS = {
     "export": ("training.export", "export a checkpoint to the ONNX file the service runs"),
     "serve": ("app.serve", "run the web service (uvicorn)"),
     "predict": ("app.predict_cli", "read the digits in image files, offline"),
+    "read": ("app.read_cli", "read the numbers (one line of digits) in image files, offline"),
     "feedback": ("app.feedback.cli", "export the stored corrections as a dataset; migrate"),
 }
 NEEDS_TRAIN_EXTRA = {"train", "evaluate", "export"}

@@ -245,6 +245,7 @@ def test_feedback_from_several_uvicorn_workers_is_stored_once_each(
     """`lenet5 serve --workers 3` on one store: each worker migrates it at start, and
     corrections sent concurrently, each image twice, are all kept exactly once."""
     import os
+    import signal
     import subprocess
     import sys
     from concurrent.futures import ThreadPoolExecutor
@@ -259,8 +260,15 @@ def test_feedback_from_several_uvicorn_workers_is_stored_once_each(
     if store_url:
         env["LENET5_FEEDBACK_URL"] = store_url
     command = [sys.executable, "-m", "model.cli", "serve", "--port", str(port), "--workers", "3"]
+    # A session of its own, so that the server, its workers and their decoder processes can be
+    # stopped together: a decoder left behind would hold the output pipe open.
     server = subprocess.Popen(
-        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        command,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
     )
     try:
         wait_ready(url, server)
@@ -282,5 +290,5 @@ def test_feedback_from_several_uvicorn_workers_is_stored_once_each(
         try:
             server.communicate(timeout=30)
         except subprocess.TimeoutExpired:
-            server.kill()
+            os.killpg(server.pid, signal.SIGKILL)
             server.communicate()

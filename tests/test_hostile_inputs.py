@@ -21,6 +21,7 @@ from PIL import Image
 from app.main import create_app
 from app.protocol import GuardedHttpToolsProtocol
 from app.settings import Settings
+from model.spec import InputSpec
 
 BOUNDARY = "hostileboundary"
 MULTIPART = f"multipart/form-data; boundary={BOUNDARY}"
@@ -128,15 +129,15 @@ def test_a_bug_reading_one_upload_is_its_own_500(
 ) -> None:
     import app.imaging
 
-    real = app.imaging.frame_digit
+    real = app.imaging.read_digit
 
-    def broken(grey: np.ndarray, spec: object) -> np.ndarray:
-        if grey.shape == (57, 57):
+    def broken(ink: app.imaging.Ink, spec: InputSpec) -> tuple[np.ndarray, list[int]]:
+        if ink.ink.shape == (57, 57):
             raise RuntimeError("a bug in framing")
-        return real(grey, spec)  # type: ignore[arg-type]
+        return real(ink, spec)
 
     # Inline uploads are read in this process: the bug is planted here.
-    monkeypatch.setattr(app.imaging, "frame_digit", broken)
+    monkeypatch.setattr(app.imaging, "read_digit", broken)
     odd = encoded(Image.fromarray(255 - np.eye(57, dtype=np.uint8) * 255), "PNG")
     with ThreadPoolExecutor(8) as pool:
         jobs = [
@@ -147,7 +148,7 @@ def test_a_bug_reading_one_upload_is_its_own_500(
         ]
         statuses = [job.result().status_code for job in jobs]
     assert statuses == [500] + [200] * 7
-    assert "bug while framing an upload of" in caplog.text and "(PNG)" in caplog.text
+    assert "bug while reading an upload of" in caplog.text and "(PNG)" in caplog.text
 
 
 def test_heavy_webp_is_refused_from_its_header_without_stalling_health(

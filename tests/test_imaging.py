@@ -127,7 +127,7 @@ def test_a_batch_gives_each_upload_what_it_gives_alone(mnist: np.ndarray, digits
         encode(255 - digits[5], "PNG"),
         encode(digits[6], "JPEG"),
     ]
-    inputs, errors = to_model_inputs(uploads)
+    inputs, errors, *_ = to_model_inputs(uploads)
     assert sorted(errors) == [31, 33]
     assert isinstance(errors[31], UnsupportedMediaError)
     assert isinstance(errors[33], NoInkError)
@@ -137,7 +137,7 @@ def test_a_batch_gives_each_upload_what_it_gives_alone(mnist: np.ndarray, digits
 
 
 def test_an_empty_batch_is_empty() -> None:
-    inputs, errors = to_model_inputs([])
+    inputs, errors, *_ = to_model_inputs([])
     assert inputs.shape == (0, 1, 32, 32) and errors == {}
 
 

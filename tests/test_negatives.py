@@ -179,7 +179,7 @@ def test_negatives_reach_the_model_as_training_saw_them(mnist, encode):
     # the input training gave it (training.mnist.prepare); only ink pushed against the frame's
     # edge, whose centre of mass cannot be centred, is reframed.
     images, _ = _make(mnist, 300, 9, FRAMED)
-    inputs, errors = to_model_inputs([encode(image) for image in images])
+    inputs, errors, *_ = to_model_inputs([encode(image) for image in images])
     assert not errors
     same = [np.array_equal(got, want) for got, want in zip(inputs, prepare(images), strict=True)]
     assert np.mean(same) >= 0.98

@@ -174,7 +174,7 @@ def test_digit_and_rejected_are_predicts_including_for_what_is_no_digit(
     assert [a["rejected"] for a in answers][-2:] == [True, True]  # the shapes are not digits
     files = [encode(frame) for frame in frames]
     # The shapes are not in MNIST's format: the service frames them before the network sees them.
-    framed, failed = to_model_inputs(files)
+    framed, failed, *_ = to_model_inputs(files)
     assert not failed
     for inputs in ([image_input(framed, True)], [upload_input(files)]):
         result = tc.infer(MODEL, inputs)

@@ -21,8 +21,9 @@ from itertools import pairwise
 import cv2
 import numpy as np
 
+from app.imaging.clean import clean
 from app.imaging.frame import frame_ink
-from app.reading.segment import candidates, ink_of
+from app.reading.segment import candidates
 
 SPACING = (-0.10, 0.80)  # gap between neighbours' inks, in line heights
 HEIGHT_SPREAD = 0.15  # each digit's height within ±15% of the line's
@@ -140,10 +141,13 @@ def missegmentations(
     while made < count:
         number = make_number(images, labels, int(rng.integers(2, 5)), rng,
                              spacing=(-0.15, 0.3))  # fmt: skip
-        ink, _ = ink_of(number.image)
-        totals = np.bincount(number.owner[number.owner >= 0], minlength=len(number.text))
+        ink = clean(number.image).ink
+        owner = number.owner
+        if ink.shape != owner.shape:  # cleaning works on a reduced image
+            owner = cv2.resize(owner, ink.shape[::-1], interpolation=cv2.INTER_NEAREST)
+        totals = np.bincount(owner[owner >= 0], minlength=len(number.text))
         for piece in candidates(ink).pieces:
-            shares = np.bincount(number.owner[piece.mask_slice][piece.mask] + 1,
+            shares = np.bincount(owner[piece.mask_slice][piece.mask] + 1,
                                  minlength=len(totals) + 1)[1:] / np.maximum(totals, 1)  # fmt: skip
             ranked = np.sort(shares)[::-1]
             second = ranked[1] if len(ranked) > 1 else 0.0
@@ -153,3 +157,13 @@ def missegmentations(
                 if made == count:
                     break
     return out
+
+
+def edits(read: str, written: str) -> int:
+    """Digits misread, missed or added: the Levenshtein distance between the two strings."""
+    row = list(range(len(written) + 1))
+    for i, a in enumerate(read, 1):
+        previous, row[0] = row[0], i
+        for k, b in enumerate(written, 1):
+            previous, row[k] = row[k], min(row[k] + 1, row[k - 1] + 1, previous + (a != b))
+    return row[-1]

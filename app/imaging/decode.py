@@ -26,6 +26,9 @@ FORMATS = ("PNG", "JPEG", "GIF", "BMP", "TIFF", "WEBP", "PPM")  # PPM also reads
 # Longest side an image is reduced to before any numpy work: a digit needs far fewer pixels,
 # and this bounds the per-request memory whatever the camera.
 WORK_SIZE = 1024
+# Least longest side a JPEG is decoded at (libjpeg scales by 1/2..1/8 while decoding, nearly
+# free): the cleaning works at 512 px (app.imaging.clean), so a photo needs no more.
+DRAFT_SIZE = 512
 # Grey levels (of 255) between paper and the strongest ink below which the image counts as blank:
 # JPEG noise and paper texture stay under it, a pencil stroke does not.
 MIN_CONTRAST = 40
@@ -61,17 +64,25 @@ _DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, struct
 def decode(
     data: bytes, max_pixels: int | None = None, max_decode_bytes: int = DEFAULT_DECODE_MEMORY
 ) -> np.ndarray:
+    """`decode_scaled`'s grey levels alone."""
+    return decode_scaled(data, max_pixels, max_decode_bytes)[0]
+
+
+def decode_scaled(
+    data: bytes, max_pixels: int | None = None, max_decode_bytes: int = DEFAULT_DECODE_MEMORY
+) -> tuple[np.ndarray, float]:
     """Decode an upload to uint8 grey levels (H, W), in its own polarity (ink dark or light).
 
     EXIF orientation is applied, a transparent background becomes paper, and an image longer
     than WORK_SIZE is reduced to it. An image of more than `max_pixels` pixels is refused
     from its header (without a limit, Pillow's own decompression-bomb guard still applies),
     and so is one whose decoding would take more than `max_decode_bytes` (decode_cost).
+    Also returns the uploaded image's pixels (after EXIF rotation) per pixel of the levels.
     """
     plain = _plain_grey_png(data, max_pixels)
     if plain is not None:
-        return plain
-    img = _open(data, max_pixels, max_decode_bytes)
+        return plain, 1.0
+    img, side = _open(data, max_pixels, max_decode_bytes)
     factor = math.ceil(max(img.size) / WORK_SIZE)
     if factor > 1 and img.mode in _SIXTEEN_BIT:
         img = img.convert("I")  # Pillow reduces no 16-bit mode
@@ -84,7 +95,7 @@ def decode(
     levels = np.asarray(grey)
     if levels.dtype != np.uint8:  # a guard for the conversions above, which all give "L"
         raise InternalError(f"mode {img.mode} gave {levels.dtype} levels, not uint8")
-    return levels
+    return levels, side / max(levels.shape)
 
 
 def decode_cost(mode: str, size: tuple[int, int], fmt: str | None) -> int:
@@ -209,7 +220,8 @@ def _scaled(levels: np.ndarray) -> Image.Image:
 
 def _open(
     data: bytes, max_pixels: int | None, max_decode_bytes: int = DEFAULT_DECODE_MEMORY
-) -> Image.Image:
+) -> tuple[Image.Image, int]:
+    """The image loaded (a JPEG at its draft size) and oriented, and its own longest side."""
     if not data:
         raise UnsupportedMediaError("the upload is empty (0 bytes), expected an image")
     webp = _webp_size(data)
@@ -225,7 +237,7 @@ def _open(
         raise _corrupt("image", exc) from exc
     # Image.open has parsed the header only, so this refuses bombs before they inflate.
     size = img.size
-    img.draft("L", (WORK_SIZE, WORK_SIZE))  # JPEG only: decode grey, at 1/2..1/8 scale if big
+    img.draft("L", (DRAFT_SIZE, DRAFT_SIZE))  # JPEG only: decode grey, at 1/2..1/8 scale if big
     _refuse_if_costly(size, img.mode, img.format, max_pixels, max_decode_bytes, img.size)
     try:
         img.load()
@@ -234,7 +246,7 @@ def _open(
             ImageOps.exif_transpose(img, in_place=True)
     except _DECODE_ERRORS as exc:
         raise _corrupt(img.format or "image", exc) from exc
-    return img
+    return img, max(size)
 
 
 def _refuse_if_costly(

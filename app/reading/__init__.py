@@ -6,25 +6,21 @@ them all in one run of the network, and take the best path through the segmentat
     segment_upload (in a decoder process) -> Predictor.run on its frames -> reading
 """
 
-import base64
-import io
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from PIL import Image
 
-from app.imaging.decode import DEFAULT_DECODE_MEMORY, decode
+from app.imaging import ink_view
+from app.imaging.clean import clean
+from app.imaging.decode import DEFAULT_DECODE_MEMORY, decode_scaled
 from app.imaging.frame import frame_ink, in_mnist_format
-from app.reading.graph import best_path, piece_costs
-from app.reading.segment import candidates, ink_of
+from app.reading.graph import PIECE_COST, best_path, geometry_costs, piece_costs
+from app.reading.segment import candidates
 from model.spec import INPUT, InputSpec
 
 __all__ = ["Segmentation", "reading", "segment", "segment_upload"]
-
-# The longer side of the ink map shown by ?explain=true.
-PREVIEW = 256
 
 
 @dataclass(frozen=True)
@@ -39,19 +35,28 @@ class Segmentation:
     boxes: list[list[int]]
     count: int
     cuts: list[int]
+    priors: np.ndarray  # float64 (N,): each piece's geometry cost (graph.geometry_costs)
     ink: dict[str, Any] | None = None
 
 
-def segment(grey: np.ndarray, spec: InputSpec = INPUT, explain: bool = False,
-            cut: bool = True) -> Segmentation:  # fmt: skip
-    """The candidate pieces of the decoded image `grey`, framed. A frame already in MNIST's
+def segment(
+    grey: np.ndarray,
+    spec: InputSpec = INPUT,
+    explain: bool = False,
+    cut: bool = True,
+    scale: float = 1.0,
+) -> Segmentation:
+    """The candidate pieces of the decoded image `grey`, its ink cleaned as every route
+    cleans it (app.imaging.clean), framed. A frame already in MNIST's
     format is one digit, read as it is, as /predict reads it; without `cut`, each connected
-    group of ink is read alone."""
-    ink, scale = ink_of(grey)
-    preview = ink_preview(ink) if explain else None
+    group of ink is read alone. `scale`: uploaded pixels per pixel of `grey`."""
     if in_mnist_format([grey], spec)[0]:
-        box = _scaled(_ink_box(ink), scale)
-        return Segmentation(grey[None], [(0, 1)], [box], 1, [], preview)
+        box = _scaled(_ink_box(grey), scale)
+        preview = ink_view(grey / 255) if explain else None
+        return Segmentation(grey[None], [(0, 1)], [box], 1, [], np.zeros(1), preview)
+    cleaned = clean(grey, scale)
+    ink, scale = cleaned.ink, cleaned.scale
+    preview = ink_view(ink) if explain else None
     found = candidates(ink, cut=cut, max_run=None if cut else 1)
     frames = np.stack([frame_ink(ink[p.mask_slice] * p.mask, spec) for p in found.pieces])
     return Segmentation(
@@ -60,6 +65,7 @@ def segment(grey: np.ndarray, spec: InputSpec = INPUT, explain: bool = False,
         [_scaled(p.box, scale) for p in found.pieces],
         len(found.primitives),
         [round(c * scale) for c in found.cuts],
+        geometry_costs([p.box[3] for p in found.pieces], found.height),
         preview,
     )
 
@@ -70,9 +76,12 @@ def segment_upload(
     max_pixels: int | None = None,
     max_decode_bytes: int = DEFAULT_DECODE_MEMORY,
     explain: bool = False,
+    cut: bool = True,
 ) -> Segmentation:
-    """segment() of an upload's bytes: the decoder pool's job for /read."""
-    return segment(decode(data, max_pixels, max_decode_bytes), spec, explain)
+    """segment() of an upload's bytes, boxes and cuts in the upload's pixels: the decoder
+    pool's job for /read."""
+    grey, scale = decode_scaled(data, max_pixels, max_decode_bytes)
+    return segment(grey, spec, explain, cut, scale)
 
 
 def reading(
@@ -81,11 +90,12 @@ def reading(
     answer: Callable[[np.ndarray], dict[str, Any]],
     j: float,
     explain: bool = False,
+    piece_cost: float = PIECE_COST,
 ) -> dict[str, Any]:
     """The answer for a line, from every piece's (N, 10) distances: the best path's digits left
     to right, each answered as `answer` (Predictor.answer) answers one image."""
-    costs = piece_costs(distances, j)
-    path, score = best_path(found.spans, costs, found.count)
+    costs = piece_costs(distances, j) + found.priors
+    path, score = best_path(found.spans, costs, found.count, piece_cost)
     digits = []
     for index in path:
         result = answer(distances[index])
@@ -128,17 +138,6 @@ def reading(
 
 DIGIT_KEYS = ("digit", "distances", "probabilities", "confidence", "rejected")
 DIGIT_NAMES = tuple(str(d) for d in range(10))
-
-
-def ink_preview(ink: np.ndarray) -> dict[str, Any]:
-    """The ink map as a PNG data URL (white ink on black), at most PREVIEW px on its longer
-    side."""
-    image = Image.fromarray(np.rint(np.clip(ink, 0, 1) * 255).astype(np.uint8))
-    image.thumbnail((PREVIEW, PREVIEW), Image.Resampling.BILINEAR)
-    buffer = io.BytesIO()
-    image.save(buffer, "PNG")
-    png = base64.b64encode(buffer.getvalue()).decode("ascii")
-    return {"png": f"data:image/png;base64,{png}", "width": image.width, "height": image.height}
 
 
 def _ink_box(ink: np.ndarray) -> tuple[int, int, int, int]:

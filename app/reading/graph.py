@@ -10,7 +10,16 @@ which keeps two halves of a digit, each read as a 1, from beating the whole digi
 import numpy as np
 
 # Per piece, in nats (bench/read.py's sweep chose it on numbers of training digits).
-PIECE_COST = 1.0
+PIECE_COST = 2.0
+# A piece lower than this share of the line's height pays this much more (bench/read.py).
+SHORT = 0.5
+SHORT_COST = 10.0
+
+
+def geometry_costs(heights: list[int], line: float, short: float = SHORT) -> np.ndarray:
+    """What a piece pays for its shape: SHORT_COST when it is lower than `short` line heights,
+    as a 5's bar or a stray stroke is and no digit of the line is."""
+    return np.where(np.asarray(heights, np.float64) < short * line, SHORT_COST, 0.0)
 
 
 def piece_costs(distances: np.ndarray, j: float) -> np.ndarray:

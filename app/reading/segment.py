@@ -12,7 +12,6 @@ import cv2
 import numpy as np
 
 from app.errors import MultipleLinesError, NoInkError
-from app.imaging.frame import _ink
 
 # A component no larger than this share of the line's height is a speck, not a stroke.
 SPECK = 0.15
@@ -24,18 +23,13 @@ MIN_PART = 0.1
 CUT_SPACING = 0.12
 # Most primitives in one piece, and the widest piece and largest gap of paper inside one
 # (line heights): no digit is wider, and strokes of one digit are not so far apart.
-MAX_RUN = 4
+MAX_RUN = 6
 MAX_PIECE_WIDTH = 1.5
 MAX_GAP = 0.3
 # Two bands of ink with this much paper between them (line heights), each with this share of
 # the ink, are two lines.
 LINE_GAP = 0.25
 LINE_SHARE = 0.1
-
-
-def ink_of(grey: np.ndarray) -> tuple[np.ndarray, float]:
-    """The ink map of a decoded grey image and its scale (uploaded pixels per working pixel)."""
-    return _ink(grey), 1.0
 
 
 @dataclass(frozen=True)

@@ -38,8 +38,9 @@ EXPLAIN = {
     "in": "query",
     "required": False,
     "schema": {"type": "boolean", "default": False},
-    "description": "also return the 32×32 input the network sees and every layer's "
-    "activations (C1 … F6), rounded to 4 decimals",
+    "description": "also return the 32×32 input the network sees, every layer's "
+    "activations (C1 … F6), rounded to 4 decimals, and the cleaned ink map the digit was "
+    "found in",
 }
 # pydantic's own reading of a boolean, so /predict takes what any FastAPI boolean parameter takes.
 FLAG = TypeAdapter(bool)
@@ -107,13 +108,13 @@ async def predict(request: Request) -> Response:
         result = predictor.explain(data) if explain else await batcher.read(data)
     else:
         async with cancelled_on_disconnect(request):
-            inputs, failed = await prepare(pool, [data], predictor.limits())
-        if failed:
-            result = failed[0]
+            prepared = await prepare(pool, [data], predictor.limits(), explain)
+        if prepared.errors:
+            result = prepared.errors[0]
         elif explain:
-            result = predictor.explain_input(inputs[0])
+            result = predictor.explain_input(prepared)
         else:
-            result = predictor.answers(inputs, failed, 1)[0]
+            result = predictor.answers(prepared, 1)[0]
     if isinstance(result, RequestError):
         raise result
     service.metrics.observe_prediction(result)
@@ -160,10 +161,10 @@ async def predict_batch(request: Request, service: ServiceDep, predictor: Predic
     limit = settings.max_upload_bytes
     fits = [part.data for part in files if len(part.data) <= limit]
     async with cancelled_on_disconnect(request):
-        inputs, failed = await prepare(pool, fits, predictor.limits())
+        prepared = await prepare(pool, fits, predictor.limits())
         # One onnxruntime call for all, in a worker thread: a large batch takes long enough to
         # stall every other request if run on the event loop.
-        answers = await anyio.to_thread.run_sync(predictor.answers, inputs, failed, len(fits))
+        answers = await anyio.to_thread.run_sync(predictor.answers, prepared, len(fits))
     results = batch_results(files, iter(answers), limit)
     for result in results:
         if "error" not in result:

@@ -323,7 +323,7 @@ async def answer(request: Request, predictor: Predictor) -> Response:
             if pool is None:
                 raise NotReadyError("the model is not loaded")
             async with cancelled_on_disconnect(request):
-                inputs, errors = await prepare(pool, uploads, predictor.limits())
+                inputs, errors, *_ = await prepare(pool, uploads, predictor.limits())
             if errors:
                 first = min(errors)
                 raise unreadable(first, errors[first])

@@ -1,8 +1,10 @@
-// The demo page: draw or upload a digit, show LeNet-5's answer and its inner layers.
+// The demo page: draw or upload a digit, show LeNet-5's answer and its inner layers; or write
+// (or upload) a number and show how the service read it, digit by digit.
 // Plain browser JavaScript, no build step and nothing fetched but this service's own API.
 "use strict";
 
 const PREDICT_URL = "/predict?explain=true";
+const READ_URL = "/read?explain=true";
 const MODEL_URL = "/model";
 const FEEDBACK_URL = "/feedback";
 // What a correction can say: a digit, or that the image is not one (POST /feedback's labels).
@@ -17,6 +19,17 @@ const PAPER = "#ffffff";
 // Below this probability an accepted answer is shown as uncertain.
 const LOW_CONFIDENCE = 0.5;
 const INK = "#111111";
+// The pad in canvas pixels, for each mode: a square for one digit, a strip for a number, of
+// the same height so that the pen draws digits of the same size in both.
+const PAD_SIZE = { digit: [280, 280], number: [1120, 280] };
+// Canvas pixels above a box that its label needs.
+const LABEL_ROOM = 20;
+const MODE_TEXT = {
+  digit: { title: "Draw a digit", hint: "mouse, pen or finger · or drop an image",
+           label: "Drawing area: draw one digit" },
+  number: { title: "Write a number", hint: "several digits in a row · or drop a photo of a number",
+            label: "Drawing area: write a number, digits side by side" },
+};
 // The network's numbers are the model's own, from GET /model (model.spec on the service side):
 // nothing about its input or layers is retyped here. Until it answers, the inside view waits.
 
@@ -32,6 +45,7 @@ const MAP_LAYERS = [
 const $ = (id) => document.getElementById(id);
 
 const state = {
+  mode: "digit", // "digit" (POST /predict) or "number" (POST /read)
   model: null, // GET /model, once it answered
   inside: [null, null, null], // what the inside view shows: explain answer, digit, distances
   hasInk: false, // something drawn since the last clear: a blank canvas is never sent
@@ -43,6 +57,10 @@ const state = {
   firstScheduled: 0, // when the pending prediction was first asked for
   lastPoint: null,
   answer: null, // the answer shown, with the image it is about: what a correction refers to
+  // Where the picture the service read lies on the pad: canvas pixels = offset + scale × picture
+  // pixels (null until an uploaded picture is drawn), and the boxes its answer found in it.
+  preview: null,
+  boxes: [], // {box: [x, y, w, h] in picture pixels, label, rejected}
 };
 
 // ---------------------------------------------------------------- drawing
@@ -94,10 +112,12 @@ function onPointerDown(event) {
   canvas().setPointerCapture(event.pointerId);
   if (state.source === "upload") resetAll(); // drawing starts afresh over an uploaded picture
   state.source = "drawing";
+  state.preview = { x: 0, y: 0, scale: 1 }; // the drawing is the picture sent
+  showBoxes([]); // the boxes of the last answer no longer fit the drawing
   state.lastPoint = null;
   strokeTo(canvasPoint(event));
   $("pad").classList.add("inked");
-  schedulePredict();
+  if (state.mode === "digit") schedulePredict();
 }
 
 function onPointerMove(event) {
@@ -105,7 +125,8 @@ function onPointerMove(event) {
   // Coalesced events keep fast strokes smooth where the browser batches pointer moves.
   const events = event.getCoalescedEvents ? event.getCoalescedEvents() : [];
   for (const e of events.length ? events : [event]) strokeTo(canvasPoint(e));
-  schedulePredict();
+  // A number is read when the pen lifts: halfway through a digit it is not yet a number.
+  if (state.mode === "digit") schedulePredict();
 }
 
 function onPointerUp() {
@@ -122,6 +143,9 @@ function setupCanvas() {
   c.addEventListener("pointerup", onPointerUp);
   c.addEventListener("pointercancel", onPointerUp);
   $("clear").addEventListener("click", resetAll);
+  for (const button of document.querySelectorAll(".mode")) {
+    button.addEventListener("click", () => setMode(button.dataset.mode));
+  }
   document.addEventListener("keydown", (e) => {
     if (e.key === "Escape") resetAll();
   });
@@ -158,21 +182,23 @@ function onDragOver(event) {
 
 // Show the file on the pad and send it as it is: the service's own preprocessing is better
 // than a re-encoding of the canvas (a 28×28 MNIST digit then reaches the model bit for bit).
+// In number mode it goes to /read, like a number written on the pad.
 function useFile(file) {
   resetAll();
   state.source = "upload";
   $("source").textContent = file.name;
   $("pad").classList.add("inked");
+  const seq = ++state.seq;
   previewFile(file);
   const form = new FormData();
   form.append("file", file, file.name);
-  const seq = ++state.seq;
   updateBusy();
   predict(form, seq);
 }
 
 function previewFile(file) {
   const url = URL.createObjectURL(file);
+  const seq = state.seq;
   const img = new Image();
   img.onload = () => {
     const c = canvas();
@@ -185,6 +211,12 @@ function previewFile(file) {
     ctx.drawImage(img, (c.width - w) / 2, (c.height - h) / 2, w, h);
     ctx.imageSmoothingEnabled = true;
     URL.revokeObjectURL(url);
+    // The <img> applies the file's EXIF orientation (image-orientation: from-image), as the
+    // service does before it gives boxes: both speak of the same, upright picture.
+    if (seq === state.seq) { // still the picture on the pad
+      state.preview = { x: (c.width - w) / 2, y: (c.height - h) / 2, scale };
+      renderBoxes();
+    }
   };
   img.onerror = () => URL.revokeObjectURL(url); // the service will say what is wrong with it
   img.src = url;
@@ -213,8 +245,9 @@ function predictDrawing() {
   updateBusy();
 }
 
-// POST the body (a PNG blob or a multipart form) as request number `seq`; only the latest
-// request's answer is shown.
+// POST the body (a PNG blob or a multipart form) as request number `seq`, to /predict or, in
+// number mode, /read; only the latest request's answer is shown. A change of mode numbers a
+// new picture, so an answer never lands in the other mode's card.
 async function predict(body, seq) {
   if (seq !== state.seq) return; // a newer picture was numbered before this one was sent
   if (state.controller) state.controller.abort();
@@ -222,15 +255,20 @@ async function predict(body, seq) {
   state.controller = controller;
   const headers = body instanceof Blob ? { "Content-Type": "image/png" } : {};
   const started = performance.now();
+  const reading = state.mode === "number";
   try {
-    const response = await fetch(PREDICT_URL, { method: "POST", body, headers,
-      signal: controller.signal });
+    const response = await fetch(reading ? READ_URL : PREDICT_URL, { method: "POST", body,
+      headers, signal: controller.signal });
     const data = await response.json().catch(() => ({}));
     if (seq !== state.seq) return;
+    const took = `answered in ${Math.round(performance.now() - started)} ms`;
     if (!response.ok) {
       showError(describeError(response.status, data));
+    } else if (reading) {
+      $("read-latency").textContent = took;
+      showReading(data);
     } else {
-      $("latency").textContent = `answered in ${Math.round(performance.now() - started)} ms`;
+      $("latency").textContent = took;
       showResult(data);
       const image = body instanceof Blob ? body : body.get("file");
       offerCorrection({ image, data });
@@ -272,6 +310,9 @@ function resetAll() {
   state.timer = 0;
   clearCanvas();
   state.source = "none";
+  state.preview = null;
+  showBoxes([]);
+  resetReading();
   $("source").textContent = "";
   $("pad").classList.remove("inked");
   $("prediction").textContent = "–";
@@ -282,13 +323,18 @@ function resetAll() {
   $("error").hidden = true;
   $("latency").textContent = "";
   for (const id of ["confidence", "p-none", "nearest"]) $(id).textContent = "–";
-  renderBars(null, null);
+  renderBars($("bars"), null, null);
   clearInside();
   offerCorrection(null);
   updateBusy();
 }
 
 function showError(message) {
+  showBoxes([]);
+  if (state.mode === "number") {
+    showReadError(message);
+    return;
+  }
   offerCorrection(null);
   $("result").dataset.state = "error";
   $("prediction").textContent = "–";
@@ -297,7 +343,7 @@ function showError(message) {
   $("error").textContent = capitalise(message);
   $("error").hidden = false;
   for (const id of ["confidence", "p-none", "nearest"]) $(id).textContent = "–";
-  renderBars(null, null);
+  renderBars($("bars"), null, null);
   clearInside();
 }
 
@@ -324,9 +370,155 @@ function showResult(data) {
   $("p-none").textContent = data.probabilities ? percent(data.probabilities.none) : "–";
   $("nearest").textContent = Math.min(...distances).toFixed(2);
   if (data.version) showModelId(data.version, data.sha256);
-  renderBars(distances, data.digit);
+  renderBars($("bars"), distances, data.digit);
+  showBoxes(data.box ? [{ box: data.box, label: String(data.digit), rejected: data.rejected }] : []);
   if (data.explain) renderInside(data.explain, data.digit, distances);
   else clearInside(); // never leave another picture's layers beside this answer
+}
+
+// ---------------------------------------------------------------- modes
+
+// One digit (the square pad, /predict, the inside view) or a number (a wide pad, /read).
+function setMode(mode) {
+  if (mode === state.mode || !PAD_SIZE[mode]) return;
+  state.mode = mode;
+  document.body.dataset.mode = mode;
+  for (const button of document.querySelectorAll(".mode")) {
+    button.setAttribute("aria-pressed", String(button.dataset.mode === mode));
+  }
+  const text = MODE_TEXT[mode];
+  $("draw-title").textContent = text.title;
+  $("draw-hint").textContent = text.hint;
+  const c = canvas();
+  c.setAttribute("aria-label", text.label);
+  [c.width, c.height] = PAD_SIZE[mode];
+  $("result").hidden = mode !== "digit";
+  $("inside").hidden = mode !== "digit";
+  $("read").hidden = mode !== "number";
+  resetAll();
+}
+
+// ---------------------------------------------------------------- boxes on the pad
+
+// The boxes an answer gives, in the picture's pixels; drawn once the picture's place on the pad
+// is known (an uploaded picture may be answered before the browser has decoded it).
+function showBoxes(boxes) {
+  state.boxes = boxes;
+  renderBoxes();
+}
+
+// Each box as an element over the canvas (the canvas itself stays the picture that was sent),
+// placed in percent of the canvas so it follows the pad's CSS size.
+function renderBoxes() {
+  const layer = $("boxes");
+  layer.textContent = "";
+  const place = state.preview;
+  if (!place) return;
+  const c = canvas();
+  state.boxes.forEach(({ box, label, rejected }, i) => {
+    const [x, y, w, h] = box;
+    const node = el("div", rejected ? "ink-box rejected" : "ink-box");
+    node.setAttribute("data-testid", "box");
+    node.dataset.index = String(i);
+    node.style.left = `${(100 * (place.x + x * place.scale)) / c.width}%`;
+    node.style.top = `${(100 * (place.y + y * place.scale)) / c.height}%`;
+    node.style.width = `${(100 * w * place.scale) / c.width}%`;
+    node.style.height = `${(100 * h * place.scale) / c.height}%`;
+    // A label above a box at the top edge would be cut off: it goes inside.
+    if (place.y + y * place.scale < LABEL_ROOM) node.classList.add("at-top");
+    node.append(el("span", "ink-box-label", label));
+    layer.append(node);
+  });
+}
+
+// Hovering a digit's card lights its box on the pad (the boxes let the pen through).
+function highlight(index, on) {
+  for (const node of document.querySelectorAll(`[data-index="${index}"]`)) {
+    node.classList.toggle("hot", on);
+  }
+}
+
+// ---------------------------------------------------------------- reading a number
+
+function resetReading() {
+  $("read").dataset.state = "idle";
+  $("read-text").textContent = "–";
+  $("read-text").dataset.rejected = "false";
+  $("read-status").textContent = "Waiting for a number";
+  $("read-status").className = "status";
+  $("read-error").hidden = true;
+  $("read-latency").textContent = "";
+  for (const id of ["read-confidence", "read-count", "read-pieces"]) $(id).textContent = "–";
+  showInk($("read-ink"), $("read-ink-image"), null);
+  $("read-digits").textContent = "";
+}
+
+function showReadError(message) {
+  resetReading();
+  $("read").dataset.state = "error";
+  $("read-status").textContent = "No reading";
+  $("read-status").className = "status status-error";
+  $("read-error").textContent = capitalise(message);
+  $("read-error").hidden = false;
+}
+
+// POST /read's answer: the text, a verdict (with the service's reason when some part of the
+// line could not be read), and for each digit left to right its box and ten distances.
+function showReading(data) {
+  resetReading();
+  const digits = data.digits || [];
+  $("read").dataset.state = data.rejected ? "rejected" : "accepted";
+  const text = $("read-text");
+  text.textContent = data.text || "–";
+  text.dataset.rejected = String(Boolean(data.rejected));
+  const status = $("read-status");
+  if (data.rejected) {
+    status.textContent = data.reason ? `Not read: ${data.reason}` : "Not read as a number";
+    status.className = "status status-rejected";
+  } else {
+    status.textContent = `Read as ${data.text}`;
+    status.className = "status status-accepted";
+  }
+  $("read-confidence").textContent = percent(data.confidence);
+  $("read-count").textContent = String(digits.length);
+  const segmentation = data.explain && data.explain.segmentation;
+  if (segmentation && Array.isArray(segmentation.pieces)) {
+    $("read-pieces").textContent = String(segmentation.pieces.length);
+  }
+  if (data.version) showModelId(data.version, data.sha256);
+  showInk($("read-ink"), $("read-ink-image"), data.explain && data.explain.ink);
+  showBoxes(digits.map((d) => ({ box: d.box, label: String(d.digit), rejected: d.rejected })));
+  const list = $("read-digits");
+  digits.forEach((d, i) => list.append(digitCard(d, i)));
+}
+
+function digitCard(d, index) {
+  const card = el("div", d.rejected ? "read-digit rejected" : "read-digit");
+  card.setAttribute("data-testid", "read-digit");
+  card.dataset.index = String(index);
+  card.dataset.digit = String(d.digit);
+  card.dataset.rejected = String(Boolean(d.rejected));
+  const head = el("div", "read-digit-head");
+  head.append(el("span", "read-digit-value", String(d.digit)),
+    el("span", "read-digit-note", d.rejected ? "rejected" : percent(d.confidence)));
+  const bars = el("div", "bars mini");
+  renderBars(bars, digitValues(d.distances), d.digit);
+  card.append(head, bars);
+  card.addEventListener("mouseenter", () => highlight(index, true));
+  card.addEventListener("mouseleave", () => highlight(index, false));
+  return card;
+}
+
+// explain.ink: the cleaned ink map as the service saw it (white ink on black), a PNG data URL.
+function showInk(figure, img, ink) {
+  figure.hidden = !(ink && ink.png);
+  if (figure.hidden) {
+    img.removeAttribute("src");
+    return;
+  }
+  img.src = ink.png;
+  img.width = ink.width;
+  img.height = ink.height;
 }
 
 // ---------------------------------------------------------------- corrections
@@ -409,8 +601,7 @@ function rejectionThreshold() {
 
 // Horizontal bars, one per digit; the dashed line is the rejection threshold: an input whose
 // nearest bitmap is beyond it is refused.
-function renderBars(distances, winner) {
-  const bars = $("bars");
+function renderBars(bars, distances, winner) {
   bars.textContent = "";
   const threshold = rejectionThreshold();
   const values = distances || Array(10).fill(0);
@@ -539,9 +730,21 @@ function buildInside(explain, winner, distances) {
 
   const size = `${height}×${width}`;
   const input = layerRow("Input", "preprocessed image", size, "layer-input");
-  input.body.append(explain
+  const seen = explain
     ? tile(explain.input, background, ink, 128, `The ${size} image the network sees`)
-    : blankTile(height, width, 128));
+    : blankTile(height, width, 128);
+  if (explain && explain.ink && explain.ink.png) {
+    // The cleaned ink map of the whole upload beside what was cut from it for the network.
+    const figure = el("figure", "mini ink-view");
+    const img = el("img");
+    img.setAttribute("data-testid", "ink");
+    img.alt = "The cleaned ink map";
+    figure.append(img, el("figcaption", "", "cleaned ink: what the service saw"));
+    showInk(figure, img, explain.ink);
+    input.body.append(figure, figureOf(seen, `network input ${size}`));
+  } else {
+    input.body.append(seen);
+  }
   input.body.append(el("p", "layer-note",
     `The service centres the digit by its centre of mass in a ${box}×${box} box within a ` +
     `${frame}×${frame} frame, as MNIST was prepared, and pads it to ${size}. ` +
@@ -641,14 +844,14 @@ async function loadModel() {
   renderC3Table(m.c3_table);
   renderFacts(m);
   if (rejectionThreshold() !== null) {
-    const note = $("threshold-note");
-    note.textContent = "";
-    note.append(el("span", "legend-key"), "rejection threshold");
+    for (const id of ["threshold-note", "read-threshold-note"]) {
+      const note = $(id);
+      note.textContent = "";
+      note.append(el("span", "legend-key"), "rejection threshold");
+    }
   }
-  // Repaint what depends on the model (kinds, bitmaps, threshold) unless an answer is shown;
-  // an answer that came first gets its inside view now.
-  if ($("result").dataset.state === "idle") resetAll();
-  else buildInside(...state.inside);
+  // The inside view needs the model's layers: blank until now, or the answer that came first.
+  buildInside(...state.inside);
 }
 
 function showModelId(version, sha256) {

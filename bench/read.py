@@ -1,0 +1,149 @@
+"""How well and how fast /read reads numbers: exact-string accuracy, digit accuracy (1 − edits
+/ digits), length right, split by touching / separate and by length, beside a
+component-by-component baseline (each connected group of ink read alone, no cut search); and
+reads per second in one process.
+
+    .venv/bin/python bench/read.py accuracy --count 2000      # numbers of MNIST test digits
+    .venv/bin/python bench/read.py sweep --count 600          # the piece cost, on training digits
+    flock /tmp/lenet5-bench.lock .venv/bin/python bench/read.py speed
+
+Numbers are made by training.numbers (seeded) and go through the upload path: PNG bytes ->
+decode -> segmentation -> one onnxruntime run -> best path.
+"""
+
+import argparse
+import io
+import os
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from app.imaging.frame import frames_to_inputs
+from app.predictor import Predictor
+from app.reading import reading, segment_upload
+from training.mnist import read_idx
+from training.numbers import Number, edits, make_number, make_numbers
+
+MNIST = Path(os.environ.get("LENET5_TEST_DATA_DIR", "../shared/data/mnist"))
+MODEL = Path(__file__).resolve().parents[1] / "model" / "lenet5.onnx"
+
+
+def split(data_dir: Path, prefix: str) -> tuple[np.ndarray, np.ndarray]:
+    images = read_idx(data_dir / f"{prefix}-images-idx3-ubyte.gz", f"{prefix}-images-idx3-ubyte")
+    labels = read_idx(data_dir / f"{prefix}-labels-idx1-ubyte.gz", f"{prefix}-labels-idx1-ubyte")
+    return images, labels
+
+
+def png(image: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def read(predictor: Predictor, data: bytes, cut: bool = True) -> tuple[str, int]:
+    found = segment_upload(data, *predictor.limits(), cut=cut)
+    distances = predictor.run(frames_to_inputs(found.frames, predictor.spec))
+    return reading(found, distances, predictor.answer, predictor.j)["text"], len(found.frames)
+
+
+def table(numbers: list[Number], texts: list[str]) -> dict[str, list[float]]:
+    groups: dict[str, list[tuple[Number, str]]] = defaultdict(list)
+    for number, text in zip(numbers, texts, strict=True):
+        groups["all"].append((number, text))
+        groups["touching" if number.touching else "separate"].append((number, text))
+        groups[f"length {len(number.text)}"].append((number, text))
+    rows = {}
+    for name, pairs in groups.items():
+        digits = sum(len(n.text) for n, _ in pairs)
+        rows[name] = [
+            len(pairs),
+            np.mean([t == n.text for n, t in pairs]),
+            1 - sum(edits(t, n.text) for n, t in pairs) / digits,
+            np.mean([len(t) == len(n.text) for n, t in pairs]),
+        ]
+    return rows
+
+
+def accuracy(args: argparse.Namespace) -> None:
+    predictor = Predictor.load(args.model)
+    images, labels = split(args.data_dir, "t10k")
+    numbers = make_numbers(images, labels, args.count, np.random.default_rng(args.seed))
+    uploads = [png(n.image) for n in numbers]
+    ours = [read(predictor, data) for data in uploads]
+    alone = [read(predictor, data, cut=False)[0] for data in uploads]
+    mine, base = table(numbers, [t for t, _ in ours]), table(numbers, alone)
+    order = ["all", "separate", "touching", *(f"length {k}" for k in range(1, 11))]
+    print(f"{args.count} numbers of MNIST test digits, seed {args.seed}, model {args.model.name}")
+    print(f"pieces scored per read: {np.mean([p for _, p in ours]):.1f}")
+    print("| numbers | count | exact | digits | length right | baseline exact | baseline digits |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for name in order:
+        if name in mine:
+            n, exact, digits, length = mine[name]
+            print(f"| {name} | {n:.0f} | {exact:.1%} | {digits:.1%} | {length:.1%} | "
+                  f"{base[name][1]:.1%} | {base[name][2]:.1%} |")  # fmt: skip
+
+
+def sweep(args: argparse.Namespace) -> None:
+    """The piece cost chosen on numbers of MNIST training digits, never on test digits."""
+    predictor = Predictor.load(args.model)
+    images, labels = split(args.data_dir, "train")
+    numbers = make_numbers(images, labels, args.count, np.random.default_rng(args.seed + 1))
+    found = [segment_upload(png(n.image), *predictor.limits()) for n in numbers]
+    scored = [predictor.run(frames_to_inputs(f.frames, predictor.spec)) for f in found]
+    for cost in (0.0, 0.5, 1.0, 2.0, 3.0, 5.0, 8.0):
+        texts = [reading(f, d, predictor.answer, predictor.j, piece_cost=cost)["text"]
+                 for f, d in zip(found, scored, strict=True)]  # fmt: skip
+        print(f"piece cost {cost}: exact {table(numbers, texts)['all'][1]:.1%}")
+
+
+def speed(args: argparse.Namespace) -> None:
+    predictor = Predictor.load(args.model)
+    images, labels = split(args.data_dir, "t10k")
+    rng = np.random.default_rng(args.seed)
+    canvas = make_number(images, labels, 6, rng, height=90, spacing=(0.05, 0.3))
+    photo = photo_of(make_number(images, labels, 6, rng, height=110, spacing=(0.05, 0.3)), rng)
+    for name, data in (("canvas PNG", png(canvas.image)), ("1-MP JPEG", photo)):
+        shape = np.asarray(Image.open(io.BytesIO(data))).shape
+        read(predictor, data)
+        start, reads = time.perf_counter(), 0
+        while time.perf_counter() - start < args.seconds:
+            pieces = read(predictor, data)[1]
+            reads += 1
+        rate = reads / (time.perf_counter() - start)
+        print(f"{name} {shape[1]}×{shape[0]}: {rate:.0f} reads/s, {pieces} pieces scored per read")
+
+
+def photo_of(number: Number, rng: np.random.Generator) -> bytes:
+    """The number on a 1155×866 sheet of uneven, noisy grey paper, as a JPEG."""
+    height, width = 866, 1155
+    yy, xx = np.mgrid[0:height, 0:width]
+    paper = 200 + 25 * (xx / width) - 15 * (yy / height) + rng.normal(0, 4, (height, width))
+    h, w = number.image.shape
+    top, left = (height - h) // 2, (width - w) // 2
+    ink = 1 - number.image / 255
+    paper[top : top + h, left : left + w] *= 1 - 0.8 * ink
+    buffer = io.BytesIO()
+    Image.fromarray(np.clip(paper, 0, 255).astype(np.uint8)).save(buffer, "JPEG", quality=90)
+    return buffer.getvalue()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("what", choices=["accuracy", "sweep", "speed"])
+    parser.add_argument("--count", type=int, default=2000)
+    parser.add_argument("--seed", type=int, default=2026)
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--data-dir", type=Path, default=MNIST)
+    parser.add_argument("--model", type=Path, default=MODEL)
+    args = parser.parse_args()
+    {"accuracy": accuracy, "sweep": sweep, "speed": speed}[args.what](args)
+
+
+if __name__ == "__main__":
+    main()
