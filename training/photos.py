@@ -3,7 +3,7 @@
 Seeded and self-contained (numpy, Pillow, OpenCV, nothing downloaded). Every condition of
 CONDITIONS renders one digit (28×28, white on black, as MNIST stores it) into encoded image
 bytes; `non_digit_photos` renders sheets with no digit on them (blank, a letter, a sign, a
-scribble) under the same conditions, for the service to refuse and for training negatives.
+scribble, a letter shaped like a digit) under the same conditions, for the service to refuse.
 Give it MNIST **test** digits when measuring, so nothing trained on is tested on.
 """
 
@@ -277,11 +277,15 @@ def digit_photos(
     return [encode(render(digit, rng)) for digit in digits], labels
 
 
-# What a sheet without a digit shows.
+# What a sheet without a digit shows. A look-alike is a letter or sign that, framed, has a
+# digit's shape (D as 0, ! as 1, Z as 2, $ as 5, G as 6, B and & as 8, g as 9): no digit reader
+# can refuse it on its shape, training.negatives leaves such glyphs out of what it teaches as
+# non-digits, and bench/photos.py reports them apart from the non-digits to be refused.
 NON_DIGITS = ("blank", "blank ruled", "blank squared", "blank shadowed", "letter", "sign",
-              "scribble")  # fmt: skip
-LETTERS = "ABCDEFGHKMNPRWXYZaeghkmnrwxy"
-SIGNS = "+=#%&@*$?!"
+              "scribble", "look-alike")  # fmt: skip
+LETTERS = "ACEFHKMNPRWXYaehkmnrwxy"
+SIGNS = "+=#%@*?"
+LOOKALIKES = "DZGBg!$&"
 
 
 def _glyph(text: str, rng: np.random.Generator) -> np.ndarray:
@@ -311,6 +315,8 @@ def non_digit_photos(count: int, seed: int = 0, kinds: tuple[str, ...] = NON_DIG
             ink = _glyph(str(rng.choice(list(LETTERS))), rng)
         elif kind == "sign":
             ink = _glyph(str(rng.choice(list(SIGNS))), rng)
+        elif kind == "look-alike":
+            ink = _glyph(str(rng.choice(list(LOOKALIKES))), rng)
         elif kind == "scribble":
             ink = _scribble(rng)
         lines = {"blank ruled": "ruled", "blank squared": "squared"}.get(kind)
