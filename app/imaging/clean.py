@@ -94,7 +94,7 @@ def _strongest(depth: np.ndarray) -> float:
 def _dark_ink(grey: np.ndarray) -> bool:
     """Whether the ink is darker than the paper: the paper is most of the image, so the ink is
     the side of the median that reaches further (white chalk on a board reaches up)."""
-    low, median, high = np.percentile(grey, (0.5, 50, 99.5))
+    low, median, high = _percentiles(_histogram(grey), (0.5, 50, 99.5))
     return bool(median - low >= high - median)
 
 
@@ -105,18 +105,48 @@ def _uniform_paper(levels: np.ndarray, small: bool) -> float | None:
     In a larger one, a dark class of more than MAX_INK of the pixels is a shadow, not ink."""
     grey = levels.astype(np.uint8)
     threshold, _ = cv2.threshold(grey, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
-    paper = levels[levels > threshold]
-    ink = levels[levels <= threshold]
-    if not len(paper) or not len(ink):
-        return float(np.median(levels))
-    if len(ink) > MAX_INK * levels.size and not small:
+    # The levels are whole grey levels: medians from their histogram, not from sorting them.
+    counts = _histogram(grey)
+    split = int(threshold) + 1
+    paper, ink = counts.copy(), counts.copy()
+    paper[:split], ink[split:] = 0, 0
+    if not paper.any() or not ink.any():
+        return _median(counts)
+    if ink.sum() > MAX_INK * levels.size and not small:
         return None
-    level = float(np.median(paper))
+    level = _median(paper)
     if small:
         return level
-    spread = float(np.median(np.abs(paper - level)))
-    contrast = max(level - float(np.median(ink)), 1.0)
+    distances = np.abs(np.arange(256) - level)
+    order = np.argsort(distances, kind="stable")
+    spread = _median(paper[order], distances[order])
+    contrast = max(level - _median(ink), 1.0)
     return level if spread <= UNIFORM_PAPER * contrast else None
+
+
+def _histogram(grey: np.ndarray) -> np.ndarray:
+    """How many pixels of uint8 `grey` have each of the 256 levels."""
+    return cv2.calcHist([grey], [0], None, [256], [0, 256]).ravel().astype(np.int64)
+
+
+def _percentiles(counts: np.ndarray, qs: tuple[float, ...]) -> list[float]:
+    """np.percentile's (linear) percentiles of the levels whose histogram is `counts`."""
+    return [_quantile(counts, q / 100) for q in qs]
+
+
+def _median(counts: np.ndarray, values: np.ndarray | None = None) -> float:
+    """np.median of the values (ascending; default the levels 0…255) counted by `counts`."""
+    return _quantile(counts, 0.5, values)
+
+
+def _quantile(counts: np.ndarray, q: float, values: np.ndarray | None = None) -> float:
+    values = np.arange(len(counts), dtype=np.float64) if values is None else values
+    ends = np.cumsum(counts)
+    rank = q * (ends[-1] - 1)
+    below, above = int(np.floor(rank)), int(np.ceil(rank))
+    low = float(values[np.searchsorted(ends, below, side="right")])
+    high = float(values[np.searchsorted(ends, above, side="right")])
+    return low + (high - low) * (rank - below)
 
 
 def _background(levels: np.ndarray) -> np.ndarray:
