@@ -21,7 +21,8 @@ work in a worker thread and on the event loop. Then photos and numbers (photo_fi
 with --photos-only), with 4 clients: POST /predict of a 1-MP and of a 12-MP phone JPEG of one
 digit on paper, POST /read of a 6-digit number drawn on a 600×150 canvas (PNG) and of a 1-MP
 photo of one (bench/speed_inputs.py, MNIST test digits), in rounds, each answer checked first,
-and the pieces scored per read from /metrics. Then, with the server stopped, onnxruntime
+and the pieces scored per read from /metrics; with the default decoder process, then one per
+core. Then, with the server stopped, onnxruntime
 alone (batch 1 latency per optimisation level and thread count, batch 256 throughput) and the
 pieces of one request in-process.
 The load average is recorded beside every figure: another job on the machine depresses them.
@@ -63,6 +64,8 @@ PHOTO_TARGETS: dict[str, dict[str, float]] = {
     "read_photo_1mp_6_digits": {"requests_per_s": 80},
 }
 PHOTO_CONNECTIONS = 4
+# Decoder processes the photo scenarios run with: the service's default, and one per core.
+PHOTO_DECODERS = (1, os.cpu_count() or 1)
 # Distinct bodies each photo scenario cycles through (a 12-MP JPEG is ~3 MB).
 PHOTO_BODIES = 12
 # The scenarios run in rounds; the last against the server that writes an access log.
@@ -152,13 +155,14 @@ class Scenario:
         self, url: str, seconds: int, connections: int, threads: int, pid: int
     ) -> dict[str, Any]:
         load_before = os.getloadavg()[0]
-        cpu_before = cpu_seconds(pid)
+        cpu_before, tree_before = cpu_seconds(pid), tree_cpu_seconds(pid)
         wrk = subprocess.run(
             ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s",
              "-s", str(self.script), url],
             capture_output=True, text=True, timeout=seconds + 60, check=True,
         )  # fmt: skip
         cpu = cpu_seconds(pid) - cpu_before
+        tree_cpu = tree_cpu_seconds(pid) - tree_before
         summary = json.loads(wrk.stdout.strip().splitlines()[-1])
         rps = summary["requests"] / (summary["duration_us"] / 1e6)
         return {
@@ -173,6 +177,10 @@ class Scenario:
             # jobs taking turns on the cores.
             "server_cpu_us_per_request": round(cpu / max(1, summary["requests"]) * 1e6, 1),
             "server_cpu_share": round(cpu / (summary["duration_us"] / 1e6), 2),
+            # With its decoder processes: what the whole request costs, wherever it runs.
+            "server_and_decoders_cpu_us_per_request": round(
+                tree_cpu / max(1, summary["requests"]) * 1e6, 1
+            ),
             "connections": connections,
             "seconds": seconds,
             "loadavg_1min": round((load_before + os.getloadavg()[0]) / 2, 2),
@@ -191,6 +199,28 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU time so far of a process and of every live process under it (its decoders)."""
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parents[int(stat.parent.name)] = int(stat.read_text().rpartition(")")[2].split()[1])
+        except (OSError, ValueError):
+            continue  # gone meanwhile
+    tree, grown = {pid}, True
+    while grown:
+        below = {child for child, parent in parents.items() if parent in tree} - tree
+        tree |= below
+        grown = bool(below)
+    total = 0.0
+    for member in tree:
+        try:
+            total += cpu_seconds(member)
+        except OSError:
+            continue
+    return total
+
+
 def rss_kib(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -199,15 +229,19 @@ def rss_kib(pid: int) -> int:
 
 
 def start_server(
-    port: int, log: Path | None = None, launcher: list[str] | None = None
+    port: int,
+    log: Path | None = None,
+    launcher: list[str] | None = None,
+    env: dict[str, str] | None = None,
 ) -> subprocess.Popen:
     """`lenet5 serve` on `port`, started by `launcher` (default: python -m model.cli), with the
-    default access log into `log`, or none."""
+    default access log into `log`, or none; `env` adds to its environment (settings)."""
     command = [*(launcher or [sys.executable, "-m", CLI]), "serve", "--host", "127.0.0.1",
                "--port", str(port), "--workers", "1"]  # fmt: skip
     command += [] if log else ["--no-access-log"]
     with open(log or os.devnull, "wb") as out:
-        server = subprocess.Popen(command, cwd=REPO, stdout=out, stderr=subprocess.DEVNULL)
+        server = subprocess.Popen(command, cwd=REPO, stdout=out, stderr=subprocess.DEVNULL,
+                                  env=os.environ | (env or {}))  # fmt: skip
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
@@ -688,18 +722,29 @@ def pieces_per_read(url: str) -> float | None:
 
 
 def photo_figures(args: argparse.Namespace, work: Path) -> dict[str, Any]:
-    """/predict of phone photos and /read of numbers, PHOTO_CONNECTIONS clients, in --rounds
-    rounds of --duration s each (the median round reported); every body is answered right, or
-    the answer that is not, before anything is timed."""
+    """photo_figures_with each number of PHOTO_DECODERS, by that number."""
     bodies = photo_bodies()
     scenarios = {
         name: Scenario(work, name, "POST", path, ctype, [sample.data for sample in samples])
         for name, (path, ctype, samples) in bodies.items()
     }
+    return {f"decoders_{n}": photo_figures_with(args, bodies, scenarios, n)
+            for n in dict.fromkeys(PHOTO_DECODERS)}  # fmt: skip
+
+
+def photo_figures_with(
+    args: argparse.Namespace,
+    bodies: dict[str, tuple[str, str, list[Any]]],
+    scenarios: dict[str, Scenario],
+    decoders: int,
+) -> dict[str, Any]:
+    """/predict of phone photos and /read of numbers against a server of `decoders` decoder
+    processes, PHOTO_CONNECTIONS clients, in --rounds rounds of --duration s each (the median
+    round reported); every body is answered, and whether right counted, before any is timed."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    server = start_server(port)
-    figures: dict[str, Any] = {}
+    server = start_server(port, env={"LENET5_DECODE_WORKERS": str(decoders)})
+    figures: dict[str, Any] = {"decode_workers": decoders}
     try:
         answers: dict[str, dict[str, int]] = {}
         for name, (path, ctype, samples) in bodies.items():
@@ -717,7 +762,7 @@ def photo_figures(args: argparse.Namespace, work: Path) -> dict[str, Any]:
                 scenario.run(url, 1, PHOTO_CONNECTIONS, 1, server.pid)
                 row = scenario.run(url, args.duration, PHOTO_CONNECTIONS, 1, server.pid)
                 rounds[name].append(row)
-                print(format_row(row), flush=True)
+                print(format_row(row), f" {decoders} decoder(s)", flush=True)
         for name, rows in rounds.items():
             sizes = [len(sample.data) for sample in bodies[name][2]]
             figures[name] = median_round(rows) | {
@@ -730,21 +775,30 @@ def photo_figures(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     return figures
 
 
-def print_photos(photos: dict[str, Any]) -> bool:
-    """Prints the photo scenarios' verdicts; whether each met its targets without errors."""
+def print_photos(figures: dict[str, Any]) -> bool:
+    """Prints the photo scenarios' verdicts; whether each met its targets without errors with
+    the service's default number of decoders."""
+    verdicts = [print_photos_with(photos) for photos in figures.values()]
+    return verdicts[0]  # PHOTO_DECODERS[0], the default
+
+
+def print_photos_with(photos: dict[str, Any]) -> bool:
     ok = True
+    print(f"with {photos['decode_workers']} decoder process(es):")
     for name, target in PHOTO_TARGETS.items():
         row = photos[name]
         met = row["requests_per_s"] >= target["requests_per_s"] and row["errors"] == 0
         met = met and row["p50_ms"] <= target.get("p50_ms", float("inf"))
         ok = ok and met
         print(
-            f"{name}: {row['requests_per_s']:.1f} req/s, p50 {row['p50_ms']:.1f} ms "
+            f"  {name}: {row['requests_per_s']:.1f} req/s, p50 {row['p50_ms']:.1f} ms "
             f"({row['bytes_median'] / 1e6:.2f} MB median body; target {target}) "
             f"{'ok' if met else 'BELOW TARGET'}; answered right "
-            f"{row['answers']['right']}/{row['answers']['of']}"
+            f"{row['answers']['right']}/{row['answers']['of']}; CPU per request, server and "
+            f"decoders: {row['server_and_decoders_cpu_us_per_request'] / 1e3:.1f} ms; "
+            f"load {row['loadavg_1min']}"
         )
-    print("pieces scored per read:", photos["pieces_scored_per_read"])
+    print("  pieces scored per read:", photos["pieces_scored_per_read"])
     return ok
 
 

@@ -168,10 +168,12 @@ def _rules(mask: np.ndarray) -> np.ndarray:
     height, width = mask.shape
     binary = mask.astype(np.uint8) * 255
     length = round(RULE_LENGTH * min(height, width))
+    found = np.zeros_like(binary)
+    if not _may_hold_a_line(binary, length, length // 8):
+        return found.astype(bool)
     lines = cv2.HoughLinesP(
         binary, 1, np.pi / 180, threshold=length // 2, minLineLength=length, maxLineGap=length // 8
     )
-    found = np.zeros_like(binary)
     if lines is None:
         return found.astype(bool)
     thickness = max(2, round(min(height, width) / 150))
@@ -183,6 +185,19 @@ def _rules(mask: np.ndarray) -> np.ndarray:
     strokes = cv2.morphologyEx(binary, cv2.MORPH_OPEN, np.ones((side, side), np.uint8))
     strokes = cv2.dilate(strokes, np.ones((3, 3), np.uint8))
     return (found > 0) & (strokes == 0)
+
+
+def _may_hold_a_line(binary: np.ndarray, length: int, gap: int) -> bool:
+    """Whether HoughLinesP could find a segment `length` long, bridging gaps of up to `gap`
+    pixels, in the mask: only if some chain of components, each within gap + 1 pixels of the
+    next, spans `length` across or down. Much cheaper than the transform, which most photos
+    (a digit on plain paper, smaller than a line) need not pay."""
+    reach = gap // 2 + 1  # dilated this much, components gap + 1 apart touch
+    side = 2 * reach + 1
+    grown = cv2.dilate(binary, cv2.getStructuringElement(cv2.MORPH_RECT, (side, side)))
+    _, _, stats, _ = cv2.connectedComponentsWithStats(grown, connectivity=8)
+    spans = stats[1:, [cv2.CC_STAT_WIDTH, cv2.CC_STAT_HEIGHT]] - 2 * reach
+    return bool((spans >= length).any())
 
 
 def _without_specks(mask: np.ndarray) -> np.ndarray:
