@@ -106,6 +106,19 @@ class Metrics:
             ["label", "result"],
             registry=self.registry,
         )
+        self.reads = Counter(
+            "lenet5_reads",
+            "Lines answered by POST /read, by outcome (read, rejected, or 'refused' and the "
+            "HTTP status answered)",
+            ["outcome"],
+            registry=self.registry,
+        )
+        self.read_pieces = Histogram(
+            "lenet5_read_pieces",
+            "Candidate pieces of a line scored by the network per /read (one onnxruntime run)",
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
+            registry=self.registry,
+        )
         # Labelled children, looked up once: .labels() costs more than the increment itself.
         self._by_digit = [self.predictions.labels(digit) for digit in DIGITS]
 
@@ -121,6 +134,13 @@ class Metrics:
                 child.inc(int(count))
         if rejected.any():
             self.rejections.inc(int(rejected.sum()))
+
+    def observe_read(self, result: dict[str, Any], pieces: int) -> None:
+        self.reads.labels("rejected" if result["rejected"] else "read").inc()
+        self.read_pieces.observe(pieces)
+
+    def read_refused(self, error: RequestError) -> None:
+        self.reads.labels(f"refused {http_status(error)}").inc()
 
     def feedback_stored(self, label: str, duplicate: bool) -> None:
         self.feedback.labels(label, "duplicate" if duplicate else "stored").inc()

@@ -1,6 +1,7 @@
 """Throughput and latency of the lenet5 service, driven by wrk on 127.0.0.1.
 
     python bench/service.py [--duration 4] [--rounds 9] [--soak 60] [--connections 32] [--v2-only]
+                            [--photos-only]
 
 Starts ONE uvicorn worker (uvloop + httptools, `lenet5 serve --no-access-log`) on the shipped
 model and measures, with --connections connections, GET /health and POST /predict with
@@ -16,7 +17,12 @@ POST /predict for --soak seconds: zero errors, and the server's resident memory 
 after. Then the inference protocol (v2_figures; alone with --v2-only): infer with 256 images a
 request as a binary FP32 tensor against onnxruntime alone at batch 256, round by round, the
 JSON and BYTES-upload forms beside it, and /health's latency beside 256-image infers with their
-work in a worker thread and on the event loop. Then, with the server stopped, onnxruntime
+work in a worker thread and on the event loop. Then photos and numbers (photo_figures; alone
+with --photos-only), with 4 clients: POST /predict of a 1-MP and of a 12-MP phone JPEG of one
+digit on paper, POST /read of a 6-digit number drawn on a 600×150 canvas (PNG) and of a 1-MP
+photo of one (bench/speed_inputs.py, MNIST test digits), in rounds, each answer checked first,
+and the pieces scored per read from /metrics; with the default decoder process, then one per
+core. Then, with the server stopped, onnxruntime
 alone (batch 1 latency per optimisation level and thread count, batch 256 throughput) and the
 pieces of one request in-process.
 The load average is recorded beside every figure: another job on the machine depresses them.
@@ -49,6 +55,19 @@ DATA = Path(os.environ.get("LENET5_TEST_DATA_DIR", REPO.parent / "shared" / "dat
 BATCH = 256
 BOUNDARY = "lenet5benchboundary"
 TARGETS = {"predict_raw": 0.6, "predict_multipart": 0.5}
+# Photos and numbers (photo_figures), with PHOTO_CONNECTIONS clients: the least requests/s,
+# and the most p50 latency where there is one.
+PHOTO_TARGETS: dict[str, dict[str, float]] = {
+    "predict_photo_1mp": {"requests_per_s": 150},
+    "predict_photo_12mp": {"requests_per_s": 25, "p50_ms": 60},
+    "read_canvas_6_digits": {"requests_per_s": 200},
+    "read_photo_1mp_6_digits": {"requests_per_s": 80},
+}
+PHOTO_CONNECTIONS = 4
+# Decoder processes the photo scenarios run with: the service's default, and one per core.
+PHOTO_DECODERS = (1, os.cpu_count() or 1)
+# Distinct bodies each photo scenario cycles through (a 12-MP JPEG is ~3 MB).
+PHOTO_BODIES = 12
 # The scenarios run in rounds; the last against the server that writes an access log.
 TIMED = ("health", "predict_raw", "predict_multipart", "predict_raw_access_log")
 LOGGED = frozenset({"predict_raw_access_log"})
@@ -93,6 +112,12 @@ def mnist_test_images(count: int) -> np.ndarray:
         return np.frombuffer(f.read(count * 784), np.uint8).reshape(count, 28, 28)
 
 
+def mnist_test_labels(count: int) -> np.ndarray:
+    with gzip.open(DATA / "t10k-labels-idx1-ubyte.gz") as f:
+        f.read(8)
+        return np.frombuffer(f.read(count), np.uint8)
+
+
 def png(image: np.ndarray) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(image).save(buffer, "PNG")
@@ -130,13 +155,14 @@ class Scenario:
         self, url: str, seconds: int, connections: int, threads: int, pid: int
     ) -> dict[str, Any]:
         load_before = os.getloadavg()[0]
-        cpu_before = cpu_seconds(pid)
+        cpu_before, tree_before = cpu_seconds(pid), tree_cpu_seconds(pid)
         wrk = subprocess.run(
             ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s",
              "-s", str(self.script), url],
             capture_output=True, text=True, timeout=seconds + 60, check=True,
         )  # fmt: skip
         cpu = cpu_seconds(pid) - cpu_before
+        tree_cpu = tree_cpu_seconds(pid) - tree_before
         summary = json.loads(wrk.stdout.strip().splitlines()[-1])
         rps = summary["requests"] / (summary["duration_us"] / 1e6)
         return {
@@ -151,6 +177,10 @@ class Scenario:
             # jobs taking turns on the cores.
             "server_cpu_us_per_request": round(cpu / max(1, summary["requests"]) * 1e6, 1),
             "server_cpu_share": round(cpu / (summary["duration_us"] / 1e6), 2),
+            # With its decoder processes: what the whole request costs, wherever it runs.
+            "server_and_decoders_cpu_us_per_request": round(
+                tree_cpu / max(1, summary["requests"]) * 1e6, 1
+            ),
             "connections": connections,
             "seconds": seconds,
             "loadavg_1min": round((load_before + os.getloadavg()[0]) / 2, 2),
@@ -169,6 +199,28 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU time so far of a process and of every live process under it (its decoders)."""
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parents[int(stat.parent.name)] = int(stat.read_text().rpartition(")")[2].split()[1])
+        except (OSError, ValueError):
+            continue  # gone meanwhile
+    tree, grown = {pid}, True
+    while grown:
+        below = {child for child, parent in parents.items() if parent in tree} - tree
+        tree |= below
+        grown = bool(below)
+    total = 0.0
+    for member in tree:
+        try:
+            total += cpu_seconds(member)
+        except OSError:
+            continue
+    return total
+
+
 def rss_kib(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -177,15 +229,19 @@ def rss_kib(pid: int) -> int:
 
 
 def start_server(
-    port: int, log: Path | None = None, launcher: list[str] | None = None
+    port: int,
+    log: Path | None = None,
+    launcher: list[str] | None = None,
+    env: dict[str, str] | None = None,
 ) -> subprocess.Popen:
     """`lenet5 serve` on `port`, started by `launcher` (default: python -m model.cli), with the
-    default access log into `log`, or none."""
+    default access log into `log`, or none; `env` adds to its environment (settings)."""
     command = [*(launcher or [sys.executable, "-m", CLI]), "serve", "--host", "127.0.0.1",
                "--port", str(port), "--workers", "1"]  # fmt: skip
     command += [] if log else ["--no-access-log"]
     with open(log or os.devnull, "wb") as out:
-        server = subprocess.Popen(command, cwd=REPO, stdout=out, stderr=subprocess.DEVNULL)
+        server = subprocess.Popen(command, cwd=REPO, stdout=out, stderr=subprocess.DEVNULL,
+                                  env=os.environ | (env or {}))  # fmt: skip
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
@@ -634,6 +690,125 @@ def v2_figures(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     return figures
 
 
+def photo_bodies() -> dict[str, tuple[str, str, list[Any]]]:
+    """Each photo scenario's path, content type and samples (bench/speed_inputs.py)."""
+    import speed_inputs as inputs
+
+    count = PHOTO_BODIES
+    images, labels = mnist_test_images(1000), mnist_test_labels(1000)
+    digits = [(images[i], int(labels[i]), i) for i in range(count)]
+    return {
+        "predict_photo_1mp": ("/predict", "image/jpeg",
+                              [inputs.digit_photo(*d[:2], inputs.ONE_MP, d[2]) for d in digits]),
+        "predict_photo_12mp": ("/predict", "image/jpeg",
+                               [inputs.digit_photo(*d[:2], inputs.TWELVE_MP, d[2])
+                                for d in digits]),
+        "read_canvas_6_digits": ("/read", "image/png",
+                                 [inputs.number_canvas(images, labels, i) for i in range(count)]),
+        "read_photo_1mp_6_digits": ("/read", "image/jpeg",
+                                    [inputs.number_photo(images, labels, i)
+                                     for i in range(count)]),
+    }  # fmt: skip
+
+
+def pieces_per_read(url: str) -> float | None:
+    """Candidate pieces scored per /read so far, from /metrics."""
+    samples = {}
+    for line in httpx.get(f"{url}/metrics").text.splitlines():
+        name, _, value = line.partition(" ")
+        samples[name] = value
+    reads = float(samples.get("lenet5_read_pieces_count", 0))
+    return round(float(samples["lenet5_read_pieces_sum"]) / reads, 1) if reads else None
+
+
+def photo_figures(args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    """photo_figures_with each number of PHOTO_DECODERS, by that number."""
+    bodies = photo_bodies()
+    scenarios = {
+        name: Scenario(work, name, "POST", path, ctype, [sample.data for sample in samples])
+        for name, (path, ctype, samples) in bodies.items()
+    }
+    return {f"decoders_{n}": photo_figures_with(args, bodies, scenarios, n)
+            for n in dict.fromkeys(PHOTO_DECODERS)}  # fmt: skip
+
+
+def photo_figures_with(
+    args: argparse.Namespace,
+    bodies: dict[str, tuple[str, str, list[Any]]],
+    scenarios: dict[str, Scenario],
+    decoders: int,
+) -> dict[str, Any]:
+    """/predict of phone photos and /read of numbers against a server of `decoders` decoder
+    processes, PHOTO_CONNECTIONS clients, in --rounds rounds of --duration s each (the median
+    round reported); every body is answered, and whether right counted, before any is timed."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    server = start_server(port, env={"LENET5_DECODE_WORKERS": str(decoders)})
+    figures: dict[str, Any] = {"decode_workers": decoders}
+    try:
+        answers: dict[str, dict[str, int]] = {}
+        for name, (path, ctype, samples) in bodies.items():
+            right = 0
+            for sample in samples:
+                answer = httpx.post(url + path, content=sample.data,
+                                    headers={"Content-Type": ctype}, timeout=30)  # fmt: skip
+                assert answer.status_code == 200, (name, answer.text)
+                body = answer.json()
+                right += str(body["digit"] if path == "/predict" else body["text"]) == sample.text
+            answers[name] = {"right": right, "of": len(samples)}
+        rounds: dict[str, list[dict[str, Any]]] = {name: [] for name in scenarios}
+        for _ in range(args.rounds):
+            for name, scenario in scenarios.items():
+                scenario.run(url, 1, PHOTO_CONNECTIONS, 1, server.pid)
+                row = scenario.run(url, args.duration, PHOTO_CONNECTIONS, 1, server.pid)
+                rounds[name].append(row)
+                print(format_row(row), f" {decoders} decoder(s)", flush=True)
+        for name, rows in rounds.items():
+            sizes = [len(sample.data) for sample in bodies[name][2]]
+            figures[name] = median_round(rows) | {
+                "bytes_median": int(statistics.median(sizes)), "answers": answers[name],
+                "target": PHOTO_TARGETS[name], "rounds": rows}  # fmt: skip
+        figures["pieces_scored_per_read"] = pieces_per_read(url)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    return figures
+
+
+def print_photos(figures: dict[str, Any]) -> bool:
+    """Prints the photo scenarios' verdicts; whether each met its targets without errors with
+    the service's default number of decoders."""
+    verdicts = [print_photos_with(photos) for photos in figures.values()]
+    return verdicts[0]  # PHOTO_DECODERS[0], the default
+
+
+def print_photos_with(photos: dict[str, Any]) -> bool:
+    ok = True
+    print(f"with {photos['decode_workers']} decoder process(es):")
+    for name, target in PHOTO_TARGETS.items():
+        row = photos[name]
+        met = row["requests_per_s"] >= target["requests_per_s"] and row["errors"] == 0
+        met = met and row["p50_ms"] <= target.get("p50_ms", float("inf"))
+        ok = ok and met
+        print(
+            f"  {name}: {row['requests_per_s']:.1f} req/s, p50 {row['p50_ms']:.1f} ms "
+            f"({row['bytes_median'] / 1e6:.2f} MB median body; target {target}) "
+            f"{'ok' if met else 'BELOW TARGET'}; answered right "
+            f"{row['answers']['right']}/{row['answers']['of']}; CPU per request, server and "
+            f"decoders: {row['server_and_decoders_cpu_us_per_request'] / 1e3:.1f} ms; "
+            f"load {row['loadavg_1min']}"
+        )
+    print("  pieces scored per read:", photos["pieces_scored_per_read"])
+    return ok
+
+
+def report_photos(photos: dict[str, Any], out: Path) -> int:
+    ok = print_photos(photos)
+    write({"photos": photos, "cpus": os.cpu_count(),
+           "when": time.strftime("%Y-%m-%dT%H:%M:%S%z")}, out)  # fmt: skip
+    return 0 if ok else 1
+
+
 def format_row(row: dict[str, Any]) -> str:
     return (
         f"{row['scenario']:<20} {row['requests_per_s']:>9.1f} req/s {row['images_per_s']:>9.1f} "
@@ -656,10 +831,14 @@ def main() -> int:
         "--out",
         type=Path,
         default=None,
-        help="default bench/results/service.json (service-v2.json with --v2-only)",
+        help="default bench/results/service.json (service-v2.json with --v2-only, "
+        "service-photos.json with --photos-only)",
     )
     parser.add_argument(
         "--v2-only", action="store_true", help="only the inference protocol's scenarios (/v2)"
+    )
+    parser.add_argument(
+        "--photos-only", action="store_true", help="only the photo and number scenarios"
     )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
@@ -669,10 +848,15 @@ def main() -> int:
         with tempfile.TemporaryDirectory() as work:
             v2 = v2_figures(args, Path(work))
         return report_v2(v2, args.out or results_dir / "service-v2.json")
+    if args.photos_only:
+        with tempfile.TemporaryDirectory() as work:
+            photos = photo_figures(args, Path(work))
+        return report_photos(photos, args.out or results_dir / "service-photos.json")
     args.out = args.out or results_dir / "service.json"
     with tempfile.TemporaryDirectory() as work:
         results, soak, batching, access_log = service_figures(args, Path(work))
         v2 = v2_figures(args, Path(work))
+        photos = photo_figures(args, Path(work))
     by_name = {row["scenario"]: row for row in results}
     health = by_name["health"]["rounds"]
     per_round = {
@@ -719,6 +903,7 @@ def main() -> int:
         "onnxruntime": onnxruntime_figures(),
         "request_pieces_us": request_pieces(),
         "v2": v2,
+        "photos": photos,
         "cpus": os.cpu_count(),
         "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
@@ -734,9 +919,10 @@ def main() -> int:
     print("onnxruntime:", json.dumps(report["onnxruntime"]))
     print("request pieces (µs):", json.dumps(report["request_pieces_us"]))
     v2_ok = print_v2(v2)
+    photos_ok = print_photos(photos)
     write(report, args.out)
     ok = all(r >= TARGETS[n] for n, r in ratios.items()) and soak["errors"] == 0
-    return 0 if ok and v2_ok and soak["rss_growth"] < 0.1 else 1
+    return 0 if ok and v2_ok and photos_ok and soak["rss_growth"] < 0.1 else 1
 
 
 def print_v2(v2: dict[str, Any]) -> bool:

@@ -5,6 +5,7 @@ import struct
 import zlib
 from collections.abc import Callable
 
+import cv2
 import numpy as np
 import pytest
 from PIL import Image, ImageFile
@@ -17,7 +18,8 @@ from app.errors import (
     http_status,
 )
 from app.imaging import decode, frames_to_inputs, to_model_input, to_model_inputs
-from app.imaging.decode import _grey, _plain_grey_png
+from app.imaging.clean import RULE_LENGTH, _histogram, _may_hold_a_line, _median, _percentiles
+from app.imaging.decode import _grey, _plain_grey_png, decode_scaled
 from model.spec import INPUT as DEFAULT_SPEC
 from model.spec import InputSpec
 
@@ -564,3 +566,61 @@ def test_a_costly_webp_is_refused_before_pillow_opens_it(monkeypatch: pytest.Mon
     monkeypatch.setattr(Image, "open", unexpected)
     with pytest.raises(TooLargeError, match=r"4000×4000 WEBP would take 244 MiB"):
         decode(heavy)
+
+
+def test_a_phone_jpeg_decodes_at_the_draft_scale_its_longer_side_allows() -> None:
+    rng = np.random.default_rng(3)
+    for (width, height), side in (((4000, 3000), 500), ((3000, 4000), 500), ((1152, 864), 576)):
+        paper = np.clip(rng.normal(220, 6, (height, width)), 0, 255).astype(np.uint8)
+        paper[height // 3 : height // 2, width // 3 : width // 3 + 20] = 30  # a stroke
+        grey, scale = decode_scaled(encode(paper, "JPEG", quality=90))
+        assert max(grey.shape) == side
+        assert scale == max(width, height) / side
+
+
+def test_clean_takes_numpys_medians_and_percentiles_from_a_histogram() -> None:
+    rng = np.random.default_rng(0)
+    for n in range(200):
+        grey = rng.integers(0, 256, (int(rng.integers(1, 50)), int(rng.integers(1, 50))))
+        grey = (grey // (1 + n % 60) * (1 + n % 60)).astype(np.uint8)  # few levels, ties
+        counts = _histogram(grey)
+        got = _percentiles(counts, (0.5, 50, 99.5))
+        assert np.allclose(got, np.percentile(grey, (0.5, 50, 99.5)))
+        level = float(np.median(grey))
+        distances = np.abs(np.arange(256) - level)
+        order = np.argsort(distances, kind="stable")
+        spread = _median(counts[order], distances[order])
+        assert spread == np.median(np.abs(grey.astype(np.float32) - level))
+
+
+def test_clean_skips_the_hough_transform_only_where_it_finds_no_line() -> None:
+    rng = np.random.default_rng(1)
+    skipped = found = 0
+    for _ in range(120):
+        mask = np.zeros((384, 512), np.uint8)
+        length = round(RULE_LENGTH * 384)
+        gap = length // 8
+        # A digit's blob, specks, and sometimes a rule: whole, or dashed with gaps the
+        # transform bridges or does not, at any angle.
+        side = int(rng.integers(30, 300))
+        top, left = int(rng.integers(0, 384 - side // 2)), int(rng.integers(0, 512 - side // 2))
+        cv2.ellipse(mask, (left, top), (side // 4, side // 2), 0, 0, 360, 255, 8)
+        for _ in range(int(rng.integers(0, 30))):
+            mask[int(rng.integers(0, 384)), int(rng.integers(0, 512))] = 255
+        if rng.random() < 0.6:
+            angle = rng.uniform(-np.pi, np.pi)
+            x0, y0 = rng.uniform(0, 512), rng.uniform(0, 384)
+            run = int(rng.integers(length // 2, 2 * length))
+            dash, hole = int(rng.integers(2, 40)), int(rng.integers(0, 2 * gap))
+            for t in range(0, run, dash + hole):
+                a = (int(x0 + t * np.cos(angle)), int(y0 + t * np.sin(angle)))
+                b = (int(x0 + (t + dash) * np.cos(angle)), int(y0 + (t + dash) * np.sin(angle)))
+                cv2.line(mask, a, b, 255, 1)
+        lines = cv2.HoughLinesP(mask, 1, np.pi / 180, threshold=length // 2,
+                                minLineLength=length, maxLineGap=gap)  # fmt: skip
+        may = _may_hold_a_line(mask, length, gap)
+        has_lines = lines is not None and len(lines) > 0
+        assert may or not has_lines
+        skipped += not may
+        found += has_lines
+    assert skipped and found  # both cases happen: small digits skip it, rules do not

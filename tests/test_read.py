@@ -112,6 +112,34 @@ def test_read_explain_shows_the_segmentation(client: TestClient, numbers, encode
     assert graph["score"] >= costs  # the path's score adds the cost of each piece
 
 
+def metric_samples(client: TestClient) -> dict[str, float]:
+    samples = {}
+    for line in client.get("/metrics").text.splitlines():
+        if line.startswith("lenet5_read"):
+            name, _, value = line.rpartition(" ")
+            samples[name] = float(value)
+    return samples
+
+
+def test_read_metrics_count_outcomes_and_pieces_scored(client: TestClient, numbers, encode) -> None:
+    before = metric_samples(client)
+    body = client.post("/read?explain=true", content=encode(numbers[1].image),
+                       headers={"content-type": "image/png"}).json()  # fmt: skip
+    blank = client.post("/read", content=encode(np.full((100, 300), 255, np.uint8)),
+                        headers={"content-type": "image/png"})  # fmt: skip
+    after = metric_samples(client)
+
+    def grew(name: str) -> float:
+        return after.get(name, 0.0) - before.get(name, 0.0)
+
+    outcome = "rejected" if body["rejected"] else "read"
+    assert grew(f'lenet5_reads_total{{outcome="{outcome}"}}') == 1
+    assert blank.status_code == 422
+    assert grew('lenet5_reads_total{outcome="refused 422"}') == 1
+    assert grew("lenet5_read_pieces_count") == 1
+    assert grew("lenet5_read_pieces_sum") == len(body["explain"]["segmentation"]["pieces"])
+
+
 def test_read_rejects_a_second_line(client: TestClient, mnist_test, encode) -> None:
     rng = np.random.default_rng(7)
     top, bottom = (make_number(*mnist_test, 3, rng, height=50).image for _ in range(2))

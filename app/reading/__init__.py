@@ -17,10 +17,10 @@ from app.imaging.clean import clean
 from app.imaging.decode import DEFAULT_DECODE_MEMORY, decode_scaled
 from app.imaging.frame import frame_ink, in_mnist_format
 from app.reading.graph import PIECE_COST, best_path, geometry_costs, piece_costs
-from app.reading.segment import candidates
+from app.reading.segment import Piece, candidates
 from model.spec import INPUT, InputSpec
 
-__all__ = ["Segmentation", "reading", "segment", "segment_upload"]
+__all__ = ["Segmentation", "frame_pieces", "reading", "segment", "segment_upload"]
 
 
 @dataclass(frozen=True)
@@ -58,7 +58,7 @@ def segment(
     ink, scale = cleaned.ink, cleaned.scale
     preview = ink_view(ink) if explain else None
     found = candidates(ink, cut=cut, max_run=None if cut else 1)
-    frames = np.stack([frame_ink(ink[p.mask_slice] * p.mask, spec) for p in found.pieces])
+    frames = frame_pieces(ink, found.pieces, spec)
     return Segmentation(
         frames,
         [(p.first, p.last) for p in found.pieces],
@@ -68,6 +68,11 @@ def segment(
         geometry_costs([p.box[3] for p in found.pieces], found.height),
         preview,
     )
+
+
+def frame_pieces(ink: np.ndarray, pieces: list[Piece], spec: InputSpec = INPUT) -> np.ndarray:
+    """Every candidate piece's ink, framed as MNIST frames a digit: uint8 (N, frame, frame)."""
+    return np.stack([frame_ink(ink[p.mask_slice] * p.mask, spec) for p in pieces])
 
 
 def segment_upload(

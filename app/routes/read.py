@@ -5,6 +5,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from app.errors import RequestError
 from app.imaging.frame import frames_to_inputs
 from app.openapi import errors
 from app.reading import reading, segment_upload
@@ -39,11 +40,16 @@ async def read(request: Request) -> Response:
     service: Service = request.app.state.service
     predictor, _, pool = serving(request)
     explain = query_flag(request, "explain")
-    data = await upload(request, service.settings.max_upload_bytes)
-    # Decoding, cleaning and cutting the ink and framing every piece cost milliseconds: in a
-    # decoder process, so the event loop keeps answering; the network runs here, on the frames.
-    async with cancelled_on_disconnect(request):
-        found = await pool.run(segment_upload, data, *predictor.limits(), explain)
+    try:
+        data = await upload(request, service.settings.max_upload_bytes)
+        # Decoding, cleaning and cutting the ink and framing every piece cost milliseconds: in
+        # a decoder process, so the event loop keeps answering; the network runs here.
+        async with cancelled_on_disconnect(request):
+            found = await pool.run(segment_upload, data, *predictor.limits(), explain)
+    except RequestError as exc:
+        service.metrics.read_refused(exc)
+        raise
     distances = predictor.run(frames_to_inputs(found.frames, predictor.spec))
     result: dict[str, Any] = reading(found, distances, predictor.answer, predictor.j, explain)
+    service.metrics.observe_read(result, len(found.frames))
     return json_response(result)
