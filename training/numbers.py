@@ -29,6 +29,9 @@ SPACING = (-0.10, 0.80)  # gap between neighbours' inks, in line heights
 HEIGHT_SPREAD = 0.15  # each digit's height within ±15% of the line's
 JITTER = 0.06  # vertical jitter, in line heights
 SLOPE = 0.06  # the line's largest slope (rise over run)
+# Pen widths, in digit heights, of the thin (-1), thicker (1) and thick (2) strokes: a fine
+# pen below MNIST's thinnest usual stroke, and markers at and beyond its thickest.
+PEN_WIDTHS = {-1: 0.06, 1: 0.2, 2: 0.27}
 
 
 @dataclass(frozen=True)
@@ -110,15 +113,64 @@ def _scaled(digit: np.ndarray, line: int, rng: np.random.Generator) -> np.ndarra
 
 
 def _stroke(ink: np.ndarray, thickness: int) -> np.ndarray:
-    """Thinner (negative) or thicker strokes, in steps of about 4% of the digit's height."""
+    """The digit's strokes made thinner (negative) or thicker, to about PEN_WIDTHS[thickness]
+    of its height, anti-aliased; 0 leaves it as drawn. The strokes grow or shrink by the same
+    amount everywhere, as with another pen along the same path: a thinner one keeps the
+    digit's centre line, so no stroke breaks."""
     if thickness == 0:
         return ink
-    radius = max(1, round(abs(thickness) * ink.shape[0] / 25))
-    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
-    if thickness > 0:
-        return cv2.dilate(ink, kernel)
-    thinner = cv2.erode(ink, kernel)
-    return thinner if (thinner > 0.5).sum() > 0.3 * (ink > 0.5).sum() else ink
+    shape = ink > 0.5
+    centre = _centre_line(shape)
+    if not centre.any():
+        return ink
+    drawn = shape.sum() / centre.sum()  # the mean stroke width: area over length
+    width = max(1.5, PEN_WIDTHS[thickness] * ink.shape[0])
+    change = (width - drawn) / 2  # per side
+    if thickness < 0:
+        if change >= 0:
+            return ink
+        change = max(change, -drawn / 4)  # at most halved: a blob drawn so stays a blob
+        inside = cv2.distanceTransform(np.pad(shape, 1).view(np.uint8), cv2.DIST_L2, 5)[1:-1, 1:-1]
+        to_centre = cv2.distanceTransform((~centre).view(np.uint8), cv2.DIST_L2, 5)
+        pen = np.maximum(np.where(shape, inside + change + 0.5, 0), width / 2 + 0.5 - to_centre)
+        return _cropped(np.clip(pen, 0, 1).astype(np.float32))
+    if change <= 0:
+        return ink
+    pad = round(change) + 1  # the thicker strokes reach past the drawn ink's box
+    outside = cv2.distanceTransform(np.pad(~shape, pad, constant_values=True).view(np.uint8),
+                                    cv2.DIST_L2, 5)  # fmt: skip
+    return _cropped(np.clip(change + 0.5 - outside, 0, 1).astype(np.float32))
+
+
+def _cropped(ink: np.ndarray) -> np.ndarray:
+    """The ink cropped to its box: the digit's layout box is its ink's."""
+    rows, cols = np.nonzero(ink)
+    return ink[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
+
+
+def _centre_line(shape: np.ndarray) -> np.ndarray:
+    """The one-pixel centre line of a boolean shape (Zhang and Suen's thinning, 1984): its
+    connectivity kept, so a pen traced along it never breaks a stroke."""
+    image = np.pad(shape.astype(np.uint8), 1)
+    changed = True
+    while changed:
+        changed = False
+        for step in (0, 1):
+            p = image
+            # The 8 neighbours clockwise from the one above, as the method numbers them.
+            n = [p[:-2, 1:-1], p[:-2, 2:], p[1:-1, 2:], p[2:, 2:],
+                 p[2:, 1:-1], p[2:, :-2], p[1:-1, :-2], p[:-2, :-2]]  # fmt: skip
+            count = sum(a.astype(np.int8) for a in n)
+            turns = sum(((a == 0) & (b == 1)).astype(np.int8) for a, b in pairwise([*n, n[0]]))
+            if step == 0:
+                spare = (n[0] * n[2] * n[4] == 0) & (n[2] * n[4] * n[6] == 0)
+            else:
+                spare = (n[0] * n[2] * n[6] == 0) & (n[0] * n[4] * n[6] == 0)
+            drop = (p[1:-1, 1:-1] == 1) & (count >= 2) & (count <= 6) & (turns == 1) & spare
+            if drop.any():
+                image[1:-1, 1:-1][drop] = 0
+                changed = True
+    return image[1:-1, 1:-1].astype(bool)
 
 
 def _touch(layers: np.ndarray) -> bool:
