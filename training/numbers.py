@@ -139,7 +139,8 @@ def _stroke(ink: np.ndarray, thickness: int) -> np.ndarray:
     pad = round(change) + 1  # the thicker strokes reach past the drawn ink's box
     outside = cv2.distanceTransform(np.pad(~shape, pad, constant_values=True).view(np.uint8),
                                     cv2.DIST_L2, 5)  # fmt: skip
-    return _cropped(np.clip(change + 0.5 - outside, 0, 1).astype(np.float32))
+    grown = np.clip(change + 0.5 - outside, 0, 1)
+    return _cropped(np.maximum(grown, np.pad(ink, pad)).astype(np.float32))
 
 
 def _cropped(ink: np.ndarray) -> np.ndarray:
