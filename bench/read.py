@@ -3,7 +3,7 @@
 component-by-component baseline (each connected group of ink read alone, no cut search); and
 reads per second in one process.
 
-    .venv/bin/python bench/read.py accuracy --count 2000      # numbers of MNIST test digits
+    .venv/bin/python bench/read.py accuracy --count 2000      # MNIST test digits, canvas and photo
     .venv/bin/python bench/read.py sweep --count 600          # the piece cost, on training digits
     flock /tmp/lenet5-bench.lock .venv/bin/python bench/read.py speed
 
@@ -22,12 +22,13 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from app.errors import RequestError
 from app.imaging.frame import frames_to_inputs
 from app.predictor import Predictor
 from app.reading import reading, segment_upload
 from app.reading.graph import PIECE_COST, Geometry
 from training.mnist import read_idx
-from training.numbers import Number, edits, make_number, make_numbers
+from training.numbers import Number, edits, make_number, make_numbers, photograph
 
 MNIST = Path(os.environ.get("LENET5_TEST_DATA_DIR", "../shared/data/mnist"))
 MODEL = Path(__file__).resolve().parents[1] / "model" / "lenet5.onnx"
@@ -46,7 +47,12 @@ def png(image: np.ndarray) -> bytes:
 
 
 def read(predictor: Predictor, data: bytes, cut: bool = True) -> tuple[str, int]:
-    found = segment_upload(data, *predictor.limits(), cut=cut)
+    """The text read and the pieces scored; a refused image (no ink, a second line) reads as
+    nothing."""
+    try:
+        found = segment_upload(data, *predictor.limits(), cut=cut)
+    except RequestError:
+        return "", 0
     distances = predictor.run(frames_to_inputs(found.frames, predictor.spec))
     return reading(found, distances, predictor.answer, predictor.j)["text"], len(found.frames)
 
@@ -70,17 +76,26 @@ def table(numbers: list[Number], texts: list[str]) -> dict[str, list[float]]:
 
 
 def accuracy(args: argparse.Namespace) -> None:
+    """The table on a canvas, then on photographed paper: the same numbers, photographed."""
     predictor = Predictor.load(args.model)
     images, labels = split(args.data_dir, "t10k")
     numbers = make_numbers(images, labels, args.count, np.random.default_rng(args.seed))
-    uploads = [png(n.image) for n in numbers]
+    print(f"{args.count} numbers of MNIST test digits, seed {args.seed}, model {args.model.name}")
+    report("canvas", numbers, [png(n.image) for n in numbers], predictor)
+    if args.photos:
+        rng = np.random.default_rng([args.seed, 1])
+        report("photo", numbers, [photograph(n, rng) for n in numbers], predictor)
+
+
+def report(where: str, numbers: list[Number], uploads: list[bytes], predictor: Predictor) -> None:
     ours = [read(predictor, data) for data in uploads]
     alone = [read(predictor, data, cut=False)[0] for data in uploads]
     mine, base = table(numbers, [t for t, _ in ours]), table(numbers, alone)
     order = ["all", "separate", "touching", *(f"length {k}" for k in range(1, 11))]
-    print(f"{args.count} numbers of MNIST test digits, seed {args.seed}, model {args.model.name}")
-    print(f"pieces scored per read: {np.mean([p for _, p in ours]):.1f}")
-    print("| numbers | count | exact | digits | length right | baseline exact | baseline digits |")
+    refused = sum(not p for _, p in ours)
+    print(f"\n{where}: pieces scored per read {np.mean([p for _, p in ours if p]):.1f}, "
+          f"{refused} refused (no ink, or more than one line)")  # fmt: skip
+    print(f"| {where} | count | exact | digits | length right | baseline exact | baseline digits |")
     print("|---|---:|---:|---:|---:|---:|---:|")
     for name in order:
         if name in mine:
@@ -151,6 +166,8 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--photos", action=argparse.BooleanOptionalAction, default=True,
+                        help="accuracy on photographed paper too")  # fmt: skip
     parser.add_argument("--top", type=int, default=12, help="settings the sweep prints")
     parser.add_argument("--data-dir", type=Path, default=MNIST)
     parser.add_argument("--model", type=Path, default=MODEL)

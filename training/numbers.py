@@ -7,6 +7,10 @@ strokes, and gaps from −10% of the height (strokes overlapping: the digits tou
 Which digits touch is measured on the result (their inks meet), not assumed from the gap.
 Tests and benchmarks build numbers from MNIST **test** digits only.
 
+`photograph` puts a number on a photo of paper, under training.photos' sheet conditions:
+ruled or squared paper, uneven light and soft shadows, black or blue ink, blur, sensor noise,
+JPEG compression.
+
 `missegmentations` cuts numbers made from the digits it is given (MNIST **training** digits,
 for training) exactly as app.reading cuts them, and keeps the candidate pieces that are not
 one digit: half a digit, a digit with a piece of its neighbour, two digits glued, a stroke
@@ -24,6 +28,7 @@ import numpy as np
 from app.imaging.clean import clean
 from app.imaging.frame import frame_ink
 from app.reading.segment import candidates
+from training import photos
 
 SPACING = (-0.10, 0.80)  # gap between neighbours' inks, in line heights
 HEIGHT_SPREAD = 0.15  # each digit's height within ±15% of the line's
@@ -99,6 +104,38 @@ def make_numbers(
     low, high = lengths
     return [make_number(images, labels, int(rng.integers(low, high + 1)), rng)
             for _ in range(count)]  # fmt: skip
+
+
+def photograph(number: Number, rng: np.random.Generator) -> bytes:
+    """The number written across a photo of paper (training.photos' 960×720 sheet), as JPEG
+    bytes: its ink's width 45–90% of the sheet's (its height at most a third of the sheet's),
+    under conditions drawn at random: ruled or squared paper, black or blue ink, light falling
+    off by up to 45%, a soft shadow, a slight blur, sensor noise, JPEG quality 70–95."""
+    sheet = photos.paper(rng)
+    lines = rng.choice(["plain", "ruled", "squared"])
+    if lines != "plain":
+        photos.ruled(sheet, rng, squared=lines == "squared")
+    ink = 1 - number.image.astype(np.float32) / 255
+    rows, cols = np.nonzero(ink > 0.05)
+    ink = ink[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
+    height, width = sheet.rgb.shape[:2]
+    scale = min(rng.uniform(0.45, 0.9) * width / ink.shape[1], height / 3 / ink.shape[0])
+    size = (max(1, round(ink.shape[1] * scale)), max(1, round(ink.shape[0] * scale)))
+    big = np.clip(cv2.resize(ink, size, interpolation=cv2.INTER_CUBIC), 0, 1)
+    top = int(rng.integers(10, height - size[1] - 10))
+    left = int(rng.integers(10, width - size[0] - 10))
+    colour = np.asarray(photos.INKS[str(rng.choice(["black", "blue"]))], np.float32)
+    alpha = big[..., None] * rng.uniform(0.8, 1.0)
+    region = sheet.rgb[top : top + size[1], left : left + size[0]]
+    region[:] = region * (1 - alpha) + colour * alpha
+    photos.fall_off(sheet, rng, rng.uniform(0, 0.45))
+    if rng.random() < 0.3:
+        photos.shadow(sheet, rng, rng.uniform(0.2, 0.4), soft=0.2)
+    if rng.random() < 0.5:
+        photos.blur(sheet, rng, rng.uniform(0.3, 1.0))
+    photos.noise(sheet, rng, rng.uniform(2, 6))
+    sheet.quality = int(rng.integers(70, 96))
+    return photos.encode(sheet)
 
 
 def _scaled(digit: np.ndarray, line: int, rng: np.random.Generator) -> np.ndarray:

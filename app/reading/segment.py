@@ -21,6 +21,9 @@ CUT_WIDTH = 0.75
 MIN_PART = 0.1
 # Candidate cuts closer than this (line heights) are one cut.
 CUT_SPACING = 0.12
+# Most cuts kept per line height of a component's width, the lowest projections first: two
+# touching digits often meet where the projection is not lowest, so half a height apart.
+CUTS_PER_HEIGHT = 4
 # Most primitives in one piece, and the widest piece and largest gap of paper inside one
 # (line heights): no digit is wider, and strokes of one digit are not so far apart.
 MAX_RUN = 6
@@ -140,7 +143,7 @@ def _cuts(inside: np.ndarray, height: float) -> list[int]:
     for c in columns:
         if all(abs(c - other) >= spacing for other in chosen):
             chosen.append(c)
-    return sorted(chosen[: max(2, round(2 * w / height))])
+    return sorted(chosen[: max(2, round(CUTS_PER_HEIGHT * w / height))])
 
 
 def _minima(signal: np.ndarray, radius: int) -> np.ndarray:
