@@ -27,7 +27,7 @@ from app.imaging.frame import frames_to_inputs
 from app.predictor import Predictor
 from app.reading import reading, segment_upload
 from app.reading.graph import PIECE_COST, Geometry
-from training.mnist import read_idx
+from training.mnist import prepare, read_idx
 from training.numbers import Number, edits, make_number, make_numbers, photograph
 
 MNIST = Path(os.environ.get("LENET5_TEST_DATA_DIR", "../shared/data/mnist"))
@@ -81,6 +81,13 @@ def accuracy(args: argparse.Namespace) -> None:
     images, labels = split(args.data_dir, "t10k")
     numbers = make_numbers(images, labels, args.count, np.random.default_rng(args.seed))
     print(f"{args.count} numbers of MNIST test digits, seed {args.seed}, model {args.model.name}")
+    # Every digit's own MNIST frame read alone: what a perfect segmenter would read.
+    frames = prepare(images[[i for n in numbers for i in n.sources]])
+    read_alone = iter(predictor.run(frames).argmin(axis=1).tolist())
+    texts = ["".join(str(next(read_alone)) for _ in n.text) for n in numbers]
+    bound = table(numbers, texts)
+    print("each digit's MNIST frame read alone, exact: " + ", ".join(
+        f"{name} {bound[name][1]:.1%}" for name in ("all", "separate", "touching")))  # fmt: skip
     report("canvas", numbers, [png(n.image) for n in numbers], predictor)
     if args.photos:
         rng = np.random.default_rng([args.seed, 1])

@@ -42,13 +42,15 @@ PEN_WIDTHS = {-1: 0.06, 1: 0.2, 2: 0.27}
 @dataclass(frozen=True)
 class Number:
     """A written number: the image (uint8 grey, dark ink on light paper), its digits, each
-    digit's ink box (x, y, w, h), which pixels are whose ink, and whether any neighbours touch."""
+    digit's ink box (x, y, w, h), which pixels are whose ink, whether any neighbours touch, and
+    which images its digits are."""
 
     image: np.ndarray
     text: str
     boxes: list[tuple[int, int, int, int]]
     owner: np.ndarray  # int8 per pixel: index of the digit whose ink is strongest there, or -1
     touching: bool
+    sources: tuple[int, ...] = ()  # each digit's index in the images it was drawn from
 
 
 def make_number(
@@ -90,7 +92,7 @@ def make_number(
     owner = np.where(combined > 0, layers.argmax(axis=0), -1).astype(np.int8)
     image = np.rint(255 * (1 - combined)).astype(np.uint8)
     text = "".join(str(int(labels[i])) for i in picks)
-    return Number(image, text, boxes, owner, _touch(layers))
+    return Number(image, text, boxes, owner, _touch(layers), tuple(int(i) for i in picks))
 
 
 def make_numbers(
