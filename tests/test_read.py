@@ -4,6 +4,7 @@ on a canvas and photographed on paper, read over HTTP and offline; a one-digit i
 
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
@@ -14,6 +15,7 @@ from app.predictor import Predictor
 from app.reading import reading, segment, segment_upload
 from app.schemas import Prediction, Reading
 from model.cli import main as lenet5
+from training import numbers as numbers_module
 from training.numbers import Number, edits, make_number, make_numbers, missegmentations, photograph
 
 # Measured on these seeded strings with the shipped model (bench/read.py has the full table);
@@ -198,6 +200,25 @@ def test_lenet5_read_prints_each_number_and_names_a_bad_file(
 def test_numbers_are_seeded(mnist_test) -> None:
     first, again = (make_number(*mnist_test, 5, np.random.default_rng(3)) for _ in range(2))
     assert first.text == again.text and np.array_equal(first.image, again.image)
+
+
+def test_number_pens_keep_strokes_whole_and_widen_them_to_the_pen(mnist_test) -> None:
+    """A thinner pen never breaks a stroke; a thicker one leaves no drawn stroke grey and
+    reaches no further than its own width allows (erosion broke strokes apart, dilation by a
+    share of the height filled digits in, and a stroke just under the pen's width came out
+    grey)."""
+    images = mnist_test[0][:60]
+    rng = np.random.default_rng(4)
+    for image in images:
+        drawn = numbers_module._scaled(image, 80, rng)
+        shape = drawn > 0.5
+        pieces = cv2.connectedComponents(shape.view(np.uint8))[0]
+        thin = numbers_module._stroke(drawn, -1) > 0.5
+        assert cv2.connectedComponents(thin.view(np.uint8))[0] <= pieces
+        thick = numbers_module._stroke(drawn, 2)
+        assert (thick > 0.99).sum() >= (drawn > 0.99).sum()  # no drawn stroke left grey
+        pen = numbers_module.PEN_WIDTHS[2] * drawn.shape[0]
+        assert all(t <= d + pen + 2 for t, d in zip(thick.shape, drawn.shape, strict=True))
 
 
 def test_missegmentations_are_framed_pieces_that_are_not_one_digit(
