@@ -4,11 +4,12 @@ component-by-component baseline (each connected group of ink read alone, no cut 
 reads per second in one process.
 
     .venv/bin/python bench/read.py accuracy --count 2000      # MNIST test digits, canvas and photo
-    .venv/bin/python bench/read.py sweep --count 600          # the piece cost, on training digits
+    .venv/bin/python bench/read.py sweep --count 600          # the path's costs, on training digits
     flock /tmp/lenet5-bench.lock .venv/bin/python bench/read.py speed
 
-Numbers are made by training.numbers (seeded) and go through the upload path: PNG bytes ->
-decode -> segmentation -> one onnxruntime run -> best path.
+Numbers are made by training.numbers (seeded) and go through the upload path: PNG bytes (or
+the same number photographed on paper, JPEG bytes) -> decode -> segmentation -> one
+onnxruntime run -> best path. `--model` measures another exported model on the same numbers.
 """
 
 import argparse
