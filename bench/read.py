@@ -3,16 +3,18 @@
 component-by-component baseline (each connected group of ink read alone, no cut search); and
 reads per second in one process.
 
-    .venv/bin/python bench/read.py accuracy --count 2000      # numbers of MNIST test digits
-    .venv/bin/python bench/read.py sweep --count 600          # the piece cost, on training digits
+    .venv/bin/python bench/read.py accuracy --count 2000      # MNIST test digits, canvas and photo
+    .venv/bin/python bench/read.py sweep --count 600          # the path's costs, on training digits
     flock /tmp/lenet5-bench.lock .venv/bin/python bench/read.py speed
 
-Numbers are made by training.numbers (seeded) and go through the upload path: PNG bytes ->
-decode -> segmentation -> one onnxruntime run -> best path.
+Numbers are made by training.numbers (seeded) and go through the upload path: PNG bytes (or
+the same number photographed on paper, JPEG bytes) -> decode -> segmentation -> one
+onnxruntime run -> best path. `--model` measures another exported model on the same numbers.
 """
 
 import argparse
 import io
+import itertools
 import os
 import time
 from collections import defaultdict
@@ -21,11 +23,13 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from app.errors import RequestError
 from app.imaging.frame import frames_to_inputs
 from app.predictor import Predictor
 from app.reading import reading, segment_upload
-from training.mnist import read_idx
-from training.numbers import Number, edits, make_number, make_numbers
+from app.reading.graph import PIECE_COST, Geometry
+from training.mnist import prepare, read_idx
+from training.numbers import Number, edits, make_number, make_numbers, photograph
 
 MNIST = Path(os.environ.get("LENET5_TEST_DATA_DIR", "../shared/data/mnist"))
 MODEL = Path(__file__).resolve().parents[1] / "model" / "lenet5.onnx"
@@ -44,7 +48,12 @@ def png(image: np.ndarray) -> bytes:
 
 
 def read(predictor: Predictor, data: bytes, cut: bool = True) -> tuple[str, int]:
-    found = segment_upload(data, *predictor.limits(), cut=cut)
+    """The text read and the pieces scored; a refused image (no ink, a second line) reads as
+    nothing."""
+    try:
+        found = segment_upload(data, *predictor.limits(), cut=cut)
+    except RequestError:
+        return "", 0
     distances = predictor.run(frames_to_inputs(found.frames, predictor.spec))
     return reading(found, distances, predictor.answer, predictor.j)["text"], len(found.frames)
 
@@ -68,17 +77,33 @@ def table(numbers: list[Number], texts: list[str]) -> dict[str, list[float]]:
 
 
 def accuracy(args: argparse.Namespace) -> None:
+    """The table on a canvas, then on photographed paper: the same numbers, photographed."""
     predictor = Predictor.load(args.model)
     images, labels = split(args.data_dir, "t10k")
     numbers = make_numbers(images, labels, args.count, np.random.default_rng(args.seed))
-    uploads = [png(n.image) for n in numbers]
+    print(f"{args.count} numbers of MNIST test digits, seed {args.seed}, model {args.model.name}")
+    # Every digit's own MNIST frame read alone: what a perfect segmenter would read.
+    frames = prepare(images[[i for n in numbers for i in n.sources]])
+    read_alone = iter(predictor.run(frames).argmin(axis=1).tolist())
+    texts = ["".join(str(next(read_alone)) for _ in n.text) for n in numbers]
+    bound = table(numbers, texts)
+    print("each digit's MNIST frame read alone, exact: " + ", ".join(
+        f"{name} {bound[name][1]:.1%}" for name in ("all", "separate", "touching")))  # fmt: skip
+    report("canvas", numbers, [png(n.image) for n in numbers], predictor)
+    if args.photos:
+        rng = np.random.default_rng([args.seed, 1])
+        report("photo", numbers, [photograph(n, rng) for n in numbers], predictor)
+
+
+def report(where: str, numbers: list[Number], uploads: list[bytes], predictor: Predictor) -> None:
     ours = [read(predictor, data) for data in uploads]
     alone = [read(predictor, data, cut=False)[0] for data in uploads]
     mine, base = table(numbers, [t for t, _ in ours]), table(numbers, alone)
     order = ["all", "separate", "touching", *(f"length {k}" for k in range(1, 11))]
-    print(f"{args.count} numbers of MNIST test digits, seed {args.seed}, model {args.model.name}")
-    print(f"pieces scored per read: {np.mean([p for _, p in ours]):.1f}")
-    print("| numbers | count | exact | digits | length right | baseline exact | baseline digits |")
+    refused = sum(not p for _, p in ours)
+    print(f"\n{where}: pieces scored per read {np.mean([p for _, p in ours if p]):.1f}, "
+          f"{refused} refused (no ink, or more than one line)")  # fmt: skip
+    print(f"| {where} | count | exact | digits | length right | baseline exact | baseline digits |")
     print("|---|---:|---:|---:|---:|---:|---:|")
     for name in order:
         if name in mine:
@@ -88,16 +113,26 @@ def accuracy(args: argparse.Namespace) -> None:
 
 
 def sweep(args: argparse.Namespace) -> None:
-    """The piece cost chosen on numbers of MNIST training digits, never on test digits."""
+    """The piece cost and the geometry terms' weights, chosen on numbers of MNIST training
+    digits, never on test digits: each setting's exact-string accuracy, the best first."""
     predictor = Predictor.load(args.model)
     images, labels = split(args.data_dir, "train")
     numbers = make_numbers(images, labels, args.count, np.random.default_rng(args.seed + 1))
     found = [segment_upload(png(n.image), *predictor.limits()) for n in numbers]
     scored = [predictor.run(frames_to_inputs(f.frames, predictor.spec)) for f in found]
-    for cost in (0.0, 0.5, 1.0, 2.0, 3.0, 5.0, 8.0):
-        texts = [reading(f, d, predictor.answer, predictor.j, piece_cost=cost)["text"]
-                 for f, d in zip(found, scored, strict=True)]  # fmt: skip
-        print(f"piece cost {cost}: exact {table(numbers, texts)['all'][1]:.1%}")
+    results = []
+    for piece, gap, wide in itertools.product((1.0, 2.0, 3.0), (0.0, 5.0, 10.0, 20.0, 40.0),
+                                              (0.0, 2.0, 5.0, 10.0)):  # fmt: skip
+        weights = Geometry(gap_cost=gap, wide_cost=wide)
+        texts = [
+            reading(f, d, predictor.answer, predictor.j, piece_cost=piece, weights=weights)["text"]
+            for f, d in zip(found, scored, strict=True)
+        ]
+        results.append((table(numbers, texts)["all"][1], piece, gap, wide))
+    ranked = sorted(results, reverse=True)
+    shown = ranked[: args.top] + [r for r in ranked if r[2:] == (0.0, 0.0) and r[1] == PIECE_COST]
+    for exact, piece, gap, wide in shown:
+        print(f"piece {piece}, gap {gap}, wide {wide}: exact {exact:.1%}")
 
 
 def speed(args: argparse.Namespace) -> None:
@@ -139,6 +174,9 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--photos", action=argparse.BooleanOptionalAction, default=True,
+                        help="accuracy on photographed paper too")  # fmt: skip
+    parser.add_argument("--top", type=int, default=12, help="settings the sweep prints")
     parser.add_argument("--data-dir", type=Path, default=MNIST)
     parser.add_argument("--model", type=Path, default=MODEL)
     args = parser.parse_args()

@@ -7,6 +7,10 @@ strokes, and gaps from −10% of the height (strokes overlapping: the digits tou
 Which digits touch is measured on the result (their inks meet), not assumed from the gap.
 Tests and benchmarks build numbers from MNIST **test** digits only.
 
+`photograph` puts a number on a photo of paper, under training.photos' sheet conditions:
+ruled or squared paper, uneven light and soft shadows, black or blue ink, blur, sensor noise,
+JPEG compression.
+
 `missegmentations` cuts numbers made from the digits it is given (MNIST **training** digits,
 for training) exactly as app.reading cuts them, and keeps the candidate pieces that are not
 one digit: half a digit, a digit with a piece of its neighbour, two digits glued, a stroke
@@ -24,23 +28,29 @@ import numpy as np
 from app.imaging.clean import clean
 from app.imaging.frame import frame_ink
 from app.reading.segment import candidates
+from training import photos
 
 SPACING = (-0.10, 0.80)  # gap between neighbours' inks, in line heights
 HEIGHT_SPREAD = 0.15  # each digit's height within ±15% of the line's
 JITTER = 0.06  # vertical jitter, in line heights
 SLOPE = 0.06  # the line's largest slope (rise over run)
+# Pen widths, in digit heights, of the thin (-1), thicker (1) and thick (2) strokes: a fine
+# pen below MNIST's thinnest usual stroke, and markers at and beyond its thickest.
+PEN_WIDTHS = {-1: 0.06, 1: 0.2, 2: 0.27}
 
 
 @dataclass(frozen=True)
 class Number:
     """A written number: the image (uint8 grey, dark ink on light paper), its digits, each
-    digit's ink box (x, y, w, h), which pixels are whose ink, and whether any neighbours touch."""
+    digit's ink box (x, y, w, h), which pixels are whose ink, whether any neighbours touch, and
+    which images its digits are."""
 
     image: np.ndarray
     text: str
     boxes: list[tuple[int, int, int, int]]
     owner: np.ndarray  # int8 per pixel: index of the digit whose ink is strongest there, or -1
     touching: bool
+    sources: tuple[int, ...] = ()  # each digit's index in the images it was drawn from
 
 
 def make_number(
@@ -82,7 +92,7 @@ def make_number(
     owner = np.where(combined > 0, layers.argmax(axis=0), -1).astype(np.int8)
     image = np.rint(255 * (1 - combined)).astype(np.uint8)
     text = "".join(str(int(labels[i])) for i in picks)
-    return Number(image, text, boxes, owner, _touch(layers))
+    return Number(image, text, boxes, owner, _touch(layers), tuple(int(i) for i in picks))
 
 
 def make_numbers(
@@ -98,6 +108,38 @@ def make_numbers(
             for _ in range(count)]  # fmt: skip
 
 
+def photograph(number: Number, rng: np.random.Generator) -> bytes:
+    """The number written across a photo of paper (training.photos' 960×720 sheet), as JPEG
+    bytes: its ink's width 45–90% of the sheet's (its height at most a third of the sheet's),
+    under conditions drawn at random: ruled or squared paper, black or blue ink, light falling
+    off by up to 45%, a soft shadow, a slight blur, sensor noise, JPEG quality 70–95."""
+    sheet = photos.paper(rng)
+    lines = rng.choice(["plain", "ruled", "squared"])
+    if lines != "plain":
+        photos.ruled(sheet, rng, squared=lines == "squared")
+    ink = 1 - number.image.astype(np.float32) / 255
+    rows, cols = np.nonzero(ink > 0.05)
+    ink = ink[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
+    height, width = sheet.rgb.shape[:2]
+    scale = min(rng.uniform(0.45, 0.9) * width / ink.shape[1], height / 3 / ink.shape[0])
+    size = (max(1, round(ink.shape[1] * scale)), max(1, round(ink.shape[0] * scale)))
+    big = np.clip(cv2.resize(ink, size, interpolation=cv2.INTER_CUBIC), 0, 1)
+    top = int(rng.integers(10, height - size[1] - 10))
+    left = int(rng.integers(10, width - size[0] - 10))
+    colour = np.asarray(photos.INKS[str(rng.choice(["black", "blue"]))], np.float32)
+    alpha = big[..., None] * rng.uniform(0.8, 1.0)
+    region = sheet.rgb[top : top + size[1], left : left + size[0]]
+    region[:] = region * (1 - alpha) + colour * alpha
+    photos.fall_off(sheet, rng, rng.uniform(0, 0.45))
+    if rng.random() < 0.3:
+        photos.shadow(sheet, rng, rng.uniform(0.2, 0.4), soft=0.2)
+    if rng.random() < 0.5:
+        photos.blur(sheet, rng, rng.uniform(0.3, 1.0))
+    photos.noise(sheet, rng, rng.uniform(2, 6))
+    sheet.quality = int(rng.integers(70, 96))
+    return photos.encode(sheet)
+
+
 def _scaled(digit: np.ndarray, line: int, rng: np.random.Generator) -> np.ndarray:
     """The digit's ink (float32, 0 = none) cropped to its box and scaled to its height."""
     rows, cols = np.nonzero(digit)
@@ -110,15 +152,65 @@ def _scaled(digit: np.ndarray, line: int, rng: np.random.Generator) -> np.ndarra
 
 
 def _stroke(ink: np.ndarray, thickness: int) -> np.ndarray:
-    """Thinner (negative) or thicker strokes, in steps of about 4% of the digit's height."""
+    """The digit's strokes made thinner (negative) or thicker, to about PEN_WIDTHS[thickness]
+    of its height, anti-aliased; 0 leaves it as drawn. The strokes grow or shrink by the same
+    amount everywhere, as with another pen along the same path: a thinner one keeps the
+    digit's centre line, so no stroke breaks."""
     if thickness == 0:
         return ink
-    radius = max(1, round(abs(thickness) * ink.shape[0] / 25))
-    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
-    if thickness > 0:
-        return cv2.dilate(ink, kernel)
-    thinner = cv2.erode(ink, kernel)
-    return thinner if (thinner > 0.5).sum() > 0.3 * (ink > 0.5).sum() else ink
+    shape = ink > 0.5
+    centre = _centre_line(shape)
+    if not centre.any():
+        return ink
+    drawn = shape.sum() / centre.sum()  # the mean stroke width: area over length
+    width = max(1.5, PEN_WIDTHS[thickness] * ink.shape[0])
+    change = (width - drawn) / 2  # per side
+    if thickness < 0:
+        if change >= 0:
+            return ink
+        change = max(change, -drawn / 4)  # at most halved: a blob drawn so stays a blob
+        inside = cv2.distanceTransform(np.pad(shape, 1).view(np.uint8), cv2.DIST_L2, 5)[1:-1, 1:-1]
+        to_centre = cv2.distanceTransform((~centre).view(np.uint8), cv2.DIST_L2, 5)
+        pen = np.maximum(np.where(shape, inside + change + 0.5, 0), width / 2 + 0.5 - to_centre)
+        return _cropped(np.clip(pen, 0, 1).astype(np.float32))
+    if change <= 0:
+        return ink
+    pad = round(change) + 1  # the thicker strokes reach past the drawn ink's box
+    outside = cv2.distanceTransform(np.pad(~shape, pad, constant_values=True).view(np.uint8),
+                                    cv2.DIST_L2, 5)  # fmt: skip
+    grown = np.clip(change + 0.5 - outside, 0, 1)
+    return _cropped(np.maximum(grown, np.pad(ink, pad)).astype(np.float32))
+
+
+def _cropped(ink: np.ndarray) -> np.ndarray:
+    """The ink cropped to its box: the digit's layout box is its ink's."""
+    rows, cols = np.nonzero(ink)
+    return ink[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
+
+
+def _centre_line(shape: np.ndarray) -> np.ndarray:
+    """The one-pixel centre line of a boolean shape (Zhang and Suen's thinning, 1984): its
+    connectivity kept, so a pen traced along it never breaks a stroke."""
+    image = np.pad(shape.astype(np.uint8), 1)
+    changed = True
+    while changed:
+        changed = False
+        for step in (0, 1):
+            p = image
+            # The 8 neighbours clockwise from the one above, as the method numbers them.
+            n = [p[:-2, 1:-1], p[:-2, 2:], p[1:-1, 2:], p[2:, 2:],
+                 p[2:, 1:-1], p[2:, :-2], p[1:-1, :-2], p[:-2, :-2]]  # fmt: skip
+            count = sum(a.astype(np.int8) for a in n)
+            turns = sum(((a == 0) & (b == 1)).astype(np.int8) for a, b in pairwise([*n, n[0]]))
+            if step == 0:
+                spare = (n[0] * n[2] * n[4] == 0) & (n[2] * n[4] * n[6] == 0)
+            else:
+                spare = (n[0] * n[2] * n[6] == 0) & (n[0] * n[4] * n[6] == 0)
+            drop = (p[1:-1, 1:-1] == 1) & (count >= 2) & (count <= 6) & (turns == 1) & spare
+            if drop.any():
+                image[1:-1, 1:-1][drop] = 0
+                changed = True
+    return image[1:-1, 1:-1].astype(bool)
 
 
 def _touch(layers: np.ndarray) -> bool:

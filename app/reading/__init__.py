@@ -16,7 +16,7 @@ from app.imaging import ink_view
 from app.imaging.clean import clean
 from app.imaging.decode import DEFAULT_DECODE_MEMORY, decode_scaled
 from app.imaging.frame import frame_ink, in_mnist_format
-from app.reading.graph import PIECE_COST, best_path, geometry_costs, piece_costs
+from app.reading.graph import GEOMETRY, PIECE_COST, Geometry, best_path, geometry_costs, piece_costs
 from app.reading.segment import Piece, candidates
 from model.spec import INPUT, InputSpec
 
@@ -35,7 +35,7 @@ class Segmentation:
     boxes: list[list[int]]
     count: int
     cuts: list[int]
-    priors: np.ndarray  # float64 (N,): each piece's geometry cost (graph.geometry_costs)
+    shapes: np.ndarray  # float64 (N, 3): height, width, inner gap in line heights (graph)
     ink: dict[str, Any] | None = None
 
 
@@ -53,7 +53,7 @@ def segment(
     if in_mnist_format([grey], spec)[0]:
         box = _scaled(_ink_box(grey), scale)
         preview = ink_view(grey / 255) if explain else None
-        return Segmentation(grey[None], [(0, 1)], [box], 1, [], np.zeros(1), preview)
+        return Segmentation(grey[None], [(0, 1)], [box], 1, [], WHOLE_FRAME, preview)
     cleaned = clean(grey, scale)
     ink, scale = cleaned.ink, cleaned.scale
     preview = ink_view(ink) if explain else None
@@ -65,7 +65,8 @@ def segment(
         [_scaled(p.box, scale) for p in found.pieces],
         len(found.primitives),
         [round(c * scale) for c in found.cuts],
-        geometry_costs([p.box[3] for p in found.pieces], found.height),
+        np.array([(p.box[3], p.box[2], p.gap) for p in found.pieces], np.float64).reshape(-1, 3)
+        / found.height,
         preview,
     )
 
@@ -96,10 +97,11 @@ def reading(
     j: float,
     explain: bool = False,
     piece_cost: float = PIECE_COST,
+    weights: Geometry = GEOMETRY,
 ) -> dict[str, Any]:
     """The answer for a line, from every piece's (N, 10) distances: the best path's digits left
     to right, each answered as `answer` (Predictor.answer) answers one image."""
-    costs = piece_costs(distances, j) + found.priors
+    costs = piece_costs(distances, j) + geometry_costs(found.shapes, weights)
     path, score = best_path(found.spans, costs, found.count, piece_cost)
     digits = []
     for index in path:
@@ -141,6 +143,8 @@ def reading(
     return result
 
 
+# A frame in MNIST's format is one digit filling the line: no geometry cost.
+WHOLE_FRAME = np.array([[1.0, 1.0, 0.0]])
 DIGIT_KEYS = ("digit", "distances", "probabilities", "confidence", "rejected")
 DIGIT_NAMES = tuple(str(d) for d in range(10))
 

@@ -7,19 +7,42 @@ no digit has most of its probability on "none" and costs much; plus PIECE_COST p
 which keeps two halves of a digit, each read as a 1, from beating the whole digit.
 """
 
+from dataclasses import dataclass
+
 import numpy as np
 
 # Per piece, in nats (bench/read.py's sweep chose it on numbers of training digits).
-PIECE_COST = 2.0
-# A piece lower than this share of the line's height pays this much more (bench/read.py).
+PIECE_COST = 3.0
+# The paper's heuristics as costs, in nats, chosen by bench/read.py's sweep on numbers of
+# training digits. A piece lower than SHORT of the line's height pays SHORT_COST (a 5's bar or
+# a stray stroke alone); a piece made of strokes with paper between their columns pays GAP_COST
+# per line height of that paper (a 1 and its neighbour, glued into one wide digit); a piece
+# wider than WIDE line heights pays WIDE_COST per line height beyond it.
 SHORT = 0.5
 SHORT_COST = 10.0
+GAP_COST = 20.0
+WIDE = 1.0
+WIDE_COST = 10.0
 
 
-def geometry_costs(heights: list[int], line: float, short: float = SHORT) -> np.ndarray:
-    """What a piece pays for its shape: SHORT_COST when it is lower than `short` line heights,
-    as a 5's bar or a stray stroke is and no digit of the line is."""
-    return np.where(np.asarray(heights, np.float64) < short * line, SHORT_COST, 0.0)
+@dataclass(frozen=True)
+class Geometry:
+    """The weights of the geometry terms (graph.geometry_costs)."""
+
+    short_cost: float = SHORT_COST
+    gap_cost: float = GAP_COST
+    wide_cost: float = WIDE_COST
+
+
+GEOMETRY = Geometry()
+
+
+def geometry_costs(shapes: np.ndarray, weights: Geometry = GEOMETRY) -> np.ndarray:
+    """What each piece pays for its shape: `shapes` float (N, 3), each piece's height, width
+    and widest inner gap of paper, in line heights."""
+    height, width, gap = np.asarray(shapes, np.float64).reshape(-1, 3).T
+    short = np.where(height < SHORT, weights.short_cost, 0.0)
+    return short + weights.gap_cost * gap + weights.wide_cost * np.maximum(width - WIDE, 0.0)
 
 
 def piece_costs(distances: np.ndarray, j: float) -> np.ndarray:

@@ -21,6 +21,9 @@ CUT_WIDTH = 0.75
 MIN_PART = 0.1
 # Candidate cuts closer than this (line heights) are one cut.
 CUT_SPACING = 0.12
+# Most cuts kept per line height of a component's width, the lowest projections first: two
+# touching digits often meet where the projection is not lowest, so half a height apart.
+CUTS_PER_HEIGHT = 4
 # Most primitives in one piece, and the widest piece and largest gap of paper inside one
 # (line heights): no digit is wider, and strokes of one digit are not so far apart.
 MAX_RUN = 6
@@ -34,14 +37,16 @@ LINE_SHARE = 0.1
 
 @dataclass(frozen=True)
 class Piece:
-    """A candidate piece: primitives `first` … `last` − 1, its box (x, y, w, h) and its ink's
-    mask over `mask_slice` (the box) of the ink map."""
+    """A candidate piece: primitives `first` … `last` − 1, its box (x, y, w, h), its ink's
+    mask over `mask_slice` (the box) of the ink map, and the widest stretch of paper between
+    its primitives' columns (0 for one primitive, or primitives that overlap)."""
 
     first: int
     last: int
     box: tuple[int, int, int, int]
     mask_slice: tuple[slice, slice]
     mask: np.ndarray
+    gap: int = 0
 
 
 @dataclass(frozen=True)
@@ -138,7 +143,7 @@ def _cuts(inside: np.ndarray, height: float) -> list[int]:
     for c in columns:
         if all(abs(c - other) >= spacing for other in chosen):
             chosen.append(c)
-    return sorted(chosen[: max(2, round(2 * w / height))])
+    return sorted(chosen[: max(2, round(CUTS_PER_HEIGHT * w / height))])
 
 
 def _minima(signal: np.ndarray, radius: int) -> np.ndarray:
@@ -162,8 +167,8 @@ def _pieces(
             run = primitives[first:last]
             x0 = min(p.box[0] for p in run)
             x1 = max(p.box[0] + p.box[2] for p in run)
-            if last - first > 1 and (x1 - x0 > MAX_PIECE_WIDTH * height
-                                     or _largest_gap(run) > MAX_GAP * height):  # fmt: skip
+            gap = _largest_gap(run)
+            if last - first > 1 and (x1 - x0 > MAX_PIECE_WIDTH * height or gap > MAX_GAP * height):
                 break
             y0 = min(p.box[1] for p in run)
             y1 = max(p.box[1] + p.box[3] for p in run)
@@ -171,7 +176,7 @@ def _pieces(
             mask = np.zeros((y1 - y0, x1 - x0), bool)
             for p in run:
                 mask[:, p.x0 - x0 : p.x1 - x0] |= labels[y0:y1, p.x0 : p.x1] == p.label
-            pieces.append(Piece(first, last, (x0, y0, x1 - x0, y1 - y0), window, mask))
+            pieces.append(Piece(first, last, (x0, y0, x1 - x0, y1 - y0), window, mask, gap))
     return pieces
 
 
