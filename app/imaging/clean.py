@@ -48,7 +48,8 @@ MAX_SHADOW = 0.35
 # Spread of the paper's levels (median absolute deviation, as a fraction of the contrast
 # between paper and ink) under which the paper counts as one level.
 UNIFORM_PAPER = 0.04
-# The most of a photo's pixels ink covers: a darker class larger than this is a shadow.
+# The most of a photo's pixels ink covers: a darker class larger than this, and not as dark as
+# ink, is a shadow.
 MAX_INK = 0.2
 # Ink weaker than this fraction of the strongest stroke is paper texture or compression noise.
 NOISE_FRACTION = 0.2
@@ -139,6 +140,10 @@ def _dark_ink(reduced: np.ndarray, around: np.ndarray) -> bool:
     """Whether the ink is darker than the paper: the ink is what stands out from the paper
     around it, further on one side than the other (white chalk on a board stands out upwards).
     Not the side of the median reaching further: a photo half in a shadow has the shadow's."""
+    if max(reduced.shape) < BACKGROUND_SIDE:
+        # A scan or a drawing, the digit much of it and its strokes too bold for the window;
+        # nor does a shadow cross it.
+        return _dark_of_median(reduced)
     standing = reduced.astype(np.float32) - around.astype(np.float32)
     # The filter rounds a shadow's corners off, as far as half its window from where its own
     # level steps: there it is no measure of the paper.
@@ -253,16 +258,17 @@ def _uniform_paper(levels: np.ndarray, small: bool) -> float | None:
     """The paper's level when it is one level (a scan, an export, evenly lit paper), else None.
 
     A small image is a scan or an icon, its digit often most of it: its paper is one level.
-    In a larger one, a dark class of more than MAX_INK of the pixels is a shadow, not ink."""
+    In a larger one, a dark class of more than MAX_INK of the pixels is a shadow, unless it is
+    as dark as ink (a bold digit filling a scan)."""
     grey = levels.astype(np.uint8)
     threshold, _ = cv2.threshold(grey, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
     paper = levels[levels > threshold]
     ink = levels[levels <= threshold]
     if not len(paper) or not len(ink):
         return float(np.median(levels))
-    if len(ink) > MAX_INK * levels.size and not small:
-        return None
     level = float(np.median(paper))
+    if len(ink) > MAX_INK * levels.size and not small and np.median(ink) >= MAX_SHADOW * level:
+        return None
     if small:
         return level
     spread = float(np.median(np.abs(paper - level)))
