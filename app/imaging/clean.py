@@ -137,12 +137,12 @@ def _paper_around(grey: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
 
 
 def _dark_ink(reduced: np.ndarray, around: np.ndarray) -> bool:
-    """Whether the ink is darker than the paper: the ink is what stands out from the paper
-    around it, further on one side than the other (white chalk on a board stands out upwards).
-    Not the side of the median reaching further: a photo half in a shadow has the shadow's."""
-    if max(reduced.shape) < BACKGROUND_SIDE:
-        # A scan or a drawing, the digit much of it and its strokes too bold for the window;
-        # nor does a shadow cross it.
+    """Whether the ink is darker than the paper: the side of the median reaching further, unless
+    the image is mostly in a shadow; then what stands out from the paper around it, further on
+    one side than the other (white chalk on a board stands out upwards)."""
+    if not _mostly_shade(reduced):
+        # The median is the paper's: and a scan's or a drawing's strokes may be too bold for
+        # the window.
         return _dark_of_median(reduced)
     standing = reduced.astype(np.float32) - around.astype(np.float32)
     # The filter rounds a shadow's corners off, as far as half its window from where its own
@@ -155,6 +155,16 @@ def _dark_ink(reduced: np.ndarray, around: np.ndarray) -> bool:
     if max(darker, lighter) < MIN_CONTRAST:  # all of the ink lies along a shadow's edge
         return _dark_of_median(reduced)
     return darker >= lighter
+
+
+def _mostly_shade(grey: np.ndarray) -> bool:
+    """Whether the darker class of Otsu's split is most of the image and not as dark as ink
+    beside the lighter one: paper mostly in a shadow, whose median is the shadow's."""
+    threshold, _ = cv2.threshold(grey, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    dark = grey <= threshold
+    if dark.mean() <= 0.5 or dark.all():
+        return False
+    return bool(np.median(grey[dark]) >= MAX_SHADOW * np.median(grey[~dark]))
 
 
 def _dark_of_median(grey: np.ndarray) -> bool:
