@@ -3,10 +3,11 @@
 A phone photo of paper is lit unevenly, may be ruled or squared, and its ink may be any colour
 or a pencil's grey; a scan or a canvas export is already two clean levels. `clean` decides
 from the image which it is. A hard shadow's straight edge across the sheet is found first and
-the shadow lit like the rest (its depth and its edge's profile measured along the edge), and
-polarity is what stands out from the paper around it (a median filter). Then, when the paper
-is one level (its class of Otsu's split is tight),
-the paper is that level, as for any clean image; otherwise the paper is estimated around every
+the shadow lit like the rest (its depth and its edge's profile measured along the edge). The
+ink's polarity is the side of the median reaching further, or, in an image mostly in a shadow,
+what stands out from the paper around it (a median filter). Then, when the paper is one level
+(its class of Otsu's split is tight), the paper is that level, as for any clean image;
+otherwise the paper is estimated around every
 pixel (a grey-level closing on a reduced image, which removes the strokes and keeps the light)
 and divided out. Long thin straight structures (printed rules, a grid) are then removed unless
 a stroke thicker than they are crosses them, and so are specks.
