@@ -2,7 +2,11 @@
 renderings of MNIST test digits, photos of sheets without a digit, and scikit-learn's UCI
 digits (other writers, scanned at 8×8, upscaled) for measuring only.
 
-    .venv/bin/python bench/photos.py [--per-condition 150] [--code /path/to/other/checkout]
+    .venv/bin/python bench/photos.py [--per-condition 150] [--non-digits 700] [--drawings 2000]
+        [--code /path/to/other/checkout]
+
+Last, what worked before must still: MNIST test digits as 28×28 PNGs, and drawn large (280×280
+black on white, and off-centre on a 900×600 canvas).
 
 --code reads with another checkout's app.imaging (main's, for the before column); the photos
 always come from this checkout's training/photos.py, so both read the very same bytes.
@@ -24,6 +28,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--per-condition", type=int, default=150)
     parser.add_argument("--non-digits", type=int, default=700)
+    parser.add_argument("--drawings", type=int, default=2000, help="MNIST test digits drawn large")
     parser.add_argument("--code", type=Path, default=HERE)
     parser.add_argument("--model", type=Path, default=HERE / "model" / "lenet5.onnx")
     parser.add_argument("--mnist", type=Path, default=HERE.parent.parent / "shared/data/mnist")
@@ -70,6 +75,14 @@ def main() -> None:
     uploads = [_uci_png(image) for image in uci.images]
     row = _score(predictor, uploads, uci.target, NoInkError)
     print(f"\n{'UCI 8×8 digits, ×8 nearest':32} " + _row(row) + f"   ({len(uploads)} digits)")
+    # What worked before photos must still: MNIST's own frames, and digits drawn large.
+    print()
+    pick = np.random.default_rng(13).choice(len(images), args.drawings, replace=False)
+    for name, draw in (("MNIST test PNGs, 28×28", _png), ("drawn large, 280×280", _drawn),
+                       ("drawn large, off-centre 900×600", _off_centre)):  # fmt: skip
+        uploads = [draw(image) for image in images[pick]]
+        row = _score(predictor, uploads, labels[pick], NoInkError)
+        print(f"{name:32} " + _row(row) + f"   ({len(uploads)} digits)")
     print(f"\n{time.perf_counter() - start:.0f} s")
 
 
@@ -97,6 +110,36 @@ def _uci_png(image: np.ndarray) -> bytes:
     levels = (255 - image * 255 / 16).astype(np.uint8)
     buffer = io.BytesIO()
     Image.fromarray(levels).resize((64, 64), Image.Resampling.NEAREST).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def _png(image: np.ndarray) -> bytes:
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def _on_paper(image: np.ndarray, side: int):
+    from PIL import Image
+
+    return Image.fromarray(255 - image).resize((side, side), Image.Resampling.BILINEAR)
+
+
+def _drawn(image: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    _on_paper(image, 280).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def _off_centre(image: np.ndarray) -> bytes:
+    from PIL import Image
+
+    canvas = Image.new("L", (900, 600), 255)
+    canvas.paste(_on_paper(image, 200), (40, 330))
+    buffer = io.BytesIO()
+    canvas.save(buffer, "PNG")
     return buffer.getvalue()
 
 

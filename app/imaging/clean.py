@@ -2,8 +2,12 @@
 
 A phone photo of paper is lit unevenly, may be ruled or squared, and its ink may be any colour
 or a pencil's grey; a scan or a canvas export is already two clean levels. `clean` decides
-from the image which it is: when the paper is one level (its class of Otsu's split is tight),
-the paper is that level, as for any clean image; otherwise the paper is estimated around every
+from the image which it is. A hard shadow's straight edge across the sheet is found first and
+the shadow lit like the rest (its depth and its edge's profile measured along the edge). The
+ink's polarity is the side of the median reaching further, or, in an image mostly in a shadow,
+what stands out from the paper around it (a median filter). Then, when the paper is one level
+(its class of Otsu's split is tight), the paper is that level, as for any clean image;
+otherwise the paper is estimated around every
 pixel (a grey-level closing on a reduced image, which removes the strokes and keeps the light)
 and divided out. Long thin straight structures (printed rules, a grid) are then removed unless
 a stroke thicker than they are crosses them, and so are specks.
@@ -23,10 +27,30 @@ WORK_SIDE = 512
 BACKGROUND_SIDE = 256
 # The closing's side as a fraction of that image: wider than a stroke, narrower than the light.
 BACKGROUND_KERNEL = 0.12
+# The median filter's window, as a fraction of that image, for telling ink's polarity: twice
+# as wide as the boldest stroke.
+POLARITY_KERNEL = 0.25
+# A shadow's edge: where the paper around steps by this much in grey levels (Canny's lower
+# threshold on the Sobel gradient), along a straight line this fraction of the image's
+# shorter side, the shadow this much darker than the light; its profile measured this fraction
+# of the image's side either side of the line.
+EDGE_LOW = 12
+EDGE_LENGTH = 0.3
+MIN_SHADOW = 0.12
+EDGE_REACH = 0.05
+# The median filter clearing strokes and printed lines off before edges are looked for (a
+# fraction of the reduced image's side), and how many of the longest lines are tried.
+EDGE_KERNEL = 0.08
+EDGE_CANDIDATES = 4
+# How much further from the line than the filter's half window the shadow still is; and the
+# least of the light a shadow leaves (ink on paper leaves less).
+SHADOW_DEPTH = 3
+MAX_SHADOW = 0.35
 # Spread of the paper's levels (median absolute deviation, as a fraction of the contrast
 # between paper and ink) under which the paper counts as one level.
 UNIFORM_PAPER = 0.04
-# The most of a photo's pixels ink covers: a darker class larger than this is a shadow.
+# The most of a photo's pixels ink covers: a darker class larger than this, and not as dark as
+# ink, is a shadow.
 MAX_INK = 0.2
 # Ink weaker than this fraction of the strongest stroke is paper texture or compression noise.
 NOISE_FRACTION = 0.2
@@ -58,12 +82,20 @@ def clean(grey: np.ndarray, scale: float = 1.0) -> Ink:
         size = (max(1, round(width / factor)), max(1, round(height / factor)))
         grey = cv2.resize(grey, size, interpolation=cv2.INTER_AREA)
         scale *= width / size[0]
+    small = max(height, width) < SMALL_SIDE and factor <= 1
+    if small:
+        dark = _dark_of_median(grey)
+    else:
+        reduced, around, reduction = _paper_around(grey)
+        evened = _without_shadow_edge(grey, reduced, reduction)
+        if evened is not grey:
+            grey = evened
+            reduced, around, _ = _paper_around(grey)
+        dark = _dark_ink(reduced, around)
     levels = grey.astype(np.float32)
-    dark = _dark_ink(grey)
     if not dark:
         levels = 255 - levels
     # Ink is now dark on light paper.
-    small = max(height, width) < SMALL_SIDE and factor <= 1
     paper = _uniform_paper(levels, small)
     background = _background(levels) if paper is None else np.float32(paper)
     # In grey levels, for the test of blankness; relative to the paper's light for the ink.
@@ -91,18 +123,155 @@ def _strongest(depth: np.ndarray) -> float:
     return float(cv2.blur(depth, (3, 3)).max())
 
 
-def _dark_ink(grey: np.ndarray) -> bool:
-    """Whether the ink is darker than the paper: the paper is most of the image, so the ink is
-    the side of the median that reaches further (white chalk on a board reaches up)."""
-    low, median, high = _percentiles(_histogram(grey), (0.5, 50, 99.5))
-    return bool(median - low >= high - median)
+def _paper_around(grey: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """The image reduced to BACKGROUND_SIDE, the paper around each of its pixels (either
+    polarity) and the working image's pixels per reduced pixel.
+
+    A median filter: it keeps a shadow's straight edge where it is and removes strokes narrower
+    than half its window, whichever their shade."""
+    height, width = grey.shape
+    factor = max(1.0, max(height, width) / BACKGROUND_SIDE)
+    size = (max(1, round(width / factor)), max(1, round(height / factor)))
+    reduced = cv2.resize(grey, size, interpolation=cv2.INTER_AREA)
+    side = max(3, round(POLARITY_KERNEL * max(size)) | 1)
+    return reduced, cv2.medianBlur(reduced, side), width / size[0]
+
+
+def _dark_ink(reduced: np.ndarray, around: np.ndarray) -> bool:
+    """Whether the ink is darker than the paper: the side of the median reaching further, unless
+    the image is mostly in a shadow; then what stands out from the paper around it, further on
+    one side than the other (white chalk on a board stands out upwards)."""
+    if not _mostly_shade(reduced):
+        # The median is the paper's: and a scan's or a drawing's strokes may be too bold for
+        # the window.
+        return _dark_of_median(reduced)
+    standing = reduced.astype(np.float32) - around.astype(np.float32)
+    # The filter rounds a shadow's corners off, as far as half its window from where its own
+    # level steps: there it is no measure of the paper.
+    side = round(POLARITY_KERNEL * max(around.shape)) | 1
+    steps = cv2.morphologyEx(around, cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8))
+    near = cv2.dilate((steps > MIN_CONTRAST).astype(np.uint8), np.ones((side, side), np.uint8))
+    standing[near > 0] = 0
+    darker, lighter = _strongest(np.maximum(-standing, 0)), _strongest(np.maximum(standing, 0))
+    if max(darker, lighter) < MIN_CONTRAST:  # all of the ink lies along a shadow's edge
+        return _dark_of_median(reduced)
+    return darker >= lighter
+
+
+def _mostly_shade(grey: np.ndarray) -> bool:
+    """Whether the darker class of Otsu's split is most of the image and not as dark as ink
+    beside the lighter one: paper mostly in a shadow, whose median is the shadow's."""
+    threshold, _ = cv2.threshold(grey, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    dark = grey <= threshold
+    if dark.mean() <= 0.5 or dark.all():
+        return False
+    return bool(np.median(grey[dark]) >= MAX_SHADOW * np.median(grey[~dark]))
+
+
+def _dark_of_median(grey: np.ndarray) -> bool:
+    """Whether the side of the median reaching further is the darker: the paper being most of
+    the image, its median is the paper's level. Over 3×3 pixels, not a percentile: a thin
+    pencil stroke may be fewer pixels than any percentile's share."""
+    levels = grey.astype(np.float32) - _median(_histogram(grey))
+    return _strongest(np.maximum(-levels, 0)) >= _strongest(np.maximum(levels, 0))
+
+
+def _without_shadow_edge(grey: np.ndarray, reduced: np.ndarray, factor: float) -> np.ndarray:
+    """The image with the shadow beyond a straight edge across it lit as the rest of the sheet.
+
+    The levels across the edge (_shadow_edge), their medians along it, give the shadow's depth
+    and its edge's profile, and the shadow's side is divided by them: strokes, even ones bolder
+    than the closing's kernel, then stand on one paper."""
+    edge = _shadow_edge(reduced)
+    if edge is None:
+        return grey
+    rho, theta = edge
+    height, width = grey.shape
+    xs = (np.arange(width, dtype=np.float32) + 0.5) / factor - 0.5
+    ys = (np.arange(height, dtype=np.float32) + 0.5) / factor - 0.5
+    distance = (xs[None] * np.cos(theta) + ys[:, None] * np.sin(theta) - rho) * factor
+    reach = max(4, round(EDGE_REACH * max(height, width)))
+    bins = np.clip(np.rint(distance).astype(np.int32), -reach, reach) + reach
+    band = (bins > 0) & (bins < 2 * reach)
+    profile = _medians(grey[band], bins[band] - 1, 2 * reach - 1)
+    if profile is None:
+        return grey
+    before, after = float(np.median(profile[:4])), float(np.median(profile[-4:]))
+    lit, shade = max(before, after), min(before, after)
+    if shade > (1 - MIN_SHADOW) * lit:
+        return grey
+    # The edge's profile from the shadow's level (0) to the light's (1), rising towards the lit
+    # side; beyond the reach, all shadow or all light.
+    rise = np.clip((profile - shade) / (lit - shade), 0, 1)
+    rise = np.concatenate(([float(before > after)], rise, [float(after > before)]))
+    if after > before:
+        rise = np.maximum.accumulate(rise)
+    else:
+        rise = np.maximum.accumulate(rise[::-1])[::-1]
+    gain = lit / (shade + (lit - shade) * rise)
+    return np.clip(grey * gain[bins], 0, 255).astype(np.uint8)
+
+
+def _shadow_edge(reduced: np.ndarray) -> tuple[float, float] | None:
+    """The straight edge of a shadow across the reduced image (its line's rho and theta, as
+    cv2.HoughLines gives them), or None: one of the longest straight lines where the levels step
+    (thin printed lines and strokes filtered out first) with paper darker by MIN_SHADOW on one
+    side than on the other, along all of it."""
+    side = max(3, round(EDGE_KERNEL * max(reduced.shape)) | 1)
+    edges = cv2.Canny(cv2.medianBlur(reduced, side), EDGE_LOW, 2 * EDGE_LOW)
+    lines = cv2.HoughLines(edges, 1, np.pi / 180, round(EDGE_LENGTH * min(reduced.shape)))
+    if lines is None:
+        return None
+    height, width = reduced.shape
+    offset = side // 2 + 2
+    along = np.arange(-(height + width), height + width, dtype=np.float32)
+    levels = reduced.astype(np.float32)
+    for rho, theta in lines[:EDGE_CANDIDATES, 0].tolist():
+        normal = np.array([np.cos(theta), np.sin(theta)], np.float32)
+        points = rho * normal + along[:, None] * np.array([-normal[1], normal[0]], np.float32)
+        # The levels facing each other across the line, near it and further on: a shadow
+        # darkens the paper by one factor all along (whatever the light's fall-off), a stroke
+        # follows a line for a while and has paper beyond it.
+        ratios = []
+        for shift in (offset, SHADOW_DEPTH * offset):
+            ahead = np.rint(points + shift * normal).astype(np.int32)
+            behind = np.rint(points - shift * normal).astype(np.int32)
+            inside = _inside(ahead, width, height) & _inside(behind, width, height)
+            if inside.sum() < EDGE_LENGTH * min(height, width):
+                break
+            ahead, behind = ahead[inside], behind[inside]
+            near = levels[behind[:, 1], behind[:, 0]] + 1
+            ratios.append(near / (levels[ahead[:, 1], ahead[:, 0]] + 1))
+        else:
+            factors = np.concatenate(ratios)
+            if np.median(factors) > 1:
+                factors = 1 / factors
+            low, high = np.percentile(factors, (25, 75))
+            if low >= MAX_SHADOW and high < 1 - MIN_SHADOW and high - low < MIN_SHADOW:
+                return rho, theta
+    return None
+
+
+def _inside(xy: np.ndarray, width: int, height: int) -> np.ndarray:
+    return (xy[:, 0] >= 0) & (xy[:, 0] < width) & (xy[:, 1] >= 0) & (xy[:, 1] < height)
+
+
+def _medians(values: np.ndarray, bins: np.ndarray, count: int) -> np.ndarray | None:
+    """The median of the values in each bin 0 .. count - 1, or None if one is empty."""
+    sizes = np.bincount(bins, minlength=count)
+    if (sizes == 0).any():
+        return None
+    order = np.lexsort((values, bins))
+    starts = np.concatenate(([0], np.cumsum(sizes)[:-1]))
+    return values[order][starts + sizes // 2].astype(np.float32)
 
 
 def _uniform_paper(levels: np.ndarray, small: bool) -> float | None:
     """The paper's level when it is one level (a scan, an export, evenly lit paper), else None.
 
     A small image is a scan or an icon, its digit often most of it: its paper is one level.
-    In a larger one, a dark class of more than MAX_INK of the pixels is a shadow, not ink."""
+    In a larger one, a dark class of more than MAX_INK of the pixels is a shadow, unless it is
+    as dark as ink (a bold digit filling a scan)."""
     grey = levels.astype(np.uint8)
     threshold, _ = cv2.threshold(grey, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
     # The levels are whole grey levels: medians from their histogram, not from sorting them.
@@ -112,9 +281,9 @@ def _uniform_paper(levels: np.ndarray, small: bool) -> float | None:
     paper[:split], ink[split:] = 0, 0
     if not paper.any() or not ink.any():
         return _median(counts)
-    if ink.sum() > MAX_INK * levels.size and not small:
-        return None
     level = _median(paper)
+    if ink.sum() > MAX_INK * levels.size and not small and _median(ink) >= MAX_SHADOW * level:
+        return None
     if small:
         return level
     distances = np.abs(np.arange(256) - level)
@@ -129,20 +298,11 @@ def _histogram(grey: np.ndarray) -> np.ndarray:
     return cv2.calcHist([grey], [0], None, [256], [0, 256]).ravel().astype(np.int64)
 
 
-def _percentiles(counts: np.ndarray, qs: tuple[float, ...]) -> list[float]:
-    """np.percentile's (linear) percentiles of the levels whose histogram is `counts`."""
-    return [_quantile(counts, q / 100) for q in qs]
-
-
 def _median(counts: np.ndarray, values: np.ndarray | None = None) -> float:
     """np.median of the values (ascending; default the levels 0…255) counted by `counts`."""
-    return _quantile(counts, 0.5, values)
-
-
-def _quantile(counts: np.ndarray, q: float, values: np.ndarray | None = None) -> float:
     values = np.arange(len(counts), dtype=np.float64) if values is None else values
     ends = np.cumsum(counts)
-    rank = q * (ends[-1] - 1)
+    rank = 0.5 * (ends[-1] - 1)
     below, above = int(np.floor(rank)), int(np.ceil(rank))
     low = float(values[np.searchsorted(ends, below, side="right")])
     high = float(values[np.searchsorted(ends, above, side="right")])
