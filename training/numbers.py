@@ -25,6 +25,7 @@ from itertools import pairwise
 import cv2
 import numpy as np
 
+from app.errors import MultipleLinesError
 from app.imaging.clean import clean
 from app.imaging.frame import frame_ink
 from app.reading.segment import candidates
@@ -238,7 +239,11 @@ def missegmentations(
         if ink.shape != owner.shape:  # cleaning works on a reduced image
             owner = cv2.resize(owner, ink.shape[::-1], interpolation=cv2.INTER_NEAREST)
         totals = np.bincount(owner[owner >= 0], minlength=len(number.text))
-        for piece in candidates(ink).pieces:
+        try:
+            pieces = candidates(ink).pieces
+        except MultipleLinesError:  # a rare jitter the segmenter takes for two lines: none to cut
+            continue
+        for piece in pieces:
             shares = np.bincount(owner[piece.mask_slice][piece.mask] + 1,
                                  minlength=len(totals) + 1)[1:] / np.maximum(totals, 1)  # fmt: skip
             ranked = np.sort(shares)[::-1]
