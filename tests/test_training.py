@@ -129,3 +129,22 @@ def test_training_with_negatives_pushes_held_out_non_digits_away(quick_run, mnis
     x = torch.from_numpy(mnist.prepare(fakes))
     nearest = {share: distances_of(net, x).min(1).values.median() for share, net in tuned.items()}
     assert nearest[0.33] > nearest[0.0] + 10
+
+
+def test_low_res_replaces_its_share_of_digits_with_small_scans_of_themselves(mnist_dir):
+    config = TrainConfig(data_dir=str(mnist_dir), train_limit=400, validation_size=100,
+                         low_res=0.25, seed=3)  # fmt: skip
+    data = train.load_data(config)
+    digits = torch.from_numpy(mnist.prepare(data.train.images))
+
+    first = train.scanned_at_low_resolution(config, data, digits, epoch=1)
+    again = train.scanned_at_low_resolution(config, data, digits, epoch=1)
+    other = train.scanned_at_low_resolution(config, data, digits, epoch=2)
+
+    changed = (first != digits).flatten(1).any(1)
+    assert 0.2 * len(digits) <= changed.sum() <= 0.25 * len(digits)
+    assert torch.equal(first, again) and not torch.equal(first, other)
+    # A scan of the digit itself: its ink still lies where the digit's does, on the whole.
+    ink, scanned = digits[changed] > 0.5, first[changed] > 0.5
+    overlap = (ink & scanned).flatten(1).sum(1) / (ink | scanned).flatten(1).sum(1)
+    assert overlap.median() > 0.3  # another digit's scan overlaps about half as much

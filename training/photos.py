@@ -166,7 +166,7 @@ def _chalk(digit: np.ndarray, rng: np.random.Generator) -> Sheet:
     return sheet
 
 
-def _low_resolution(digit: np.ndarray, rng: np.random.Generator) -> Sheet:
+def low_resolution(digit: np.ndarray, rng: np.random.Generator) -> Sheet:
     """A scan at 8..16 px a side, upscaled by nearest or bilinear resampling."""
     side = int(rng.integers(8, 17))
     small = Image.fromarray(255 - digit).resize((side, side), Image.Resampling.BOX)
@@ -262,7 +262,7 @@ CONDITIONS: dict[str, Render] = {
     "JPEG 60–95": lambda d, r: _photo(d, r, quality=_q(r)),
     "EXIF-rotated": lambda d, r: _photo(d, r, exif=True),
     "chalk on a board": _chalk,
-    "8–16 px scan, upscaled": _low_resolution,
+    "8–16 px scan, upscaled": low_resolution,
     "ruled, uneven light, blue": lambda d, r: _photo(d, r, lines="ruled", light=0.5, colour="blue"),
     "everything at once": lambda d, r: _combined(d.astype(np.float32) / 255, r),
 }

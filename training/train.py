@@ -79,6 +79,11 @@ class TrainConfig:
     negatives: float = option(
         0.0, "share of each batch that is synthetic non-digits (target: none)"
     )
+    low_res: float = option(
+        0.0,
+        "share of each epoch's digits replaced by themselves scanned at 8-16 px and upscaled, "
+        "as the service reads such a scan",
+    )
     validation_size: int = option(
         5000, "training digits held out for model selection and calibration"
     )
@@ -157,8 +162,10 @@ def criterion(config: TrainConfig, distances: Tensor, targets: Tensor) -> Tensor
 def epoch_data(
     config: TrainConfig, data: mnist.Mnist, digits: Tensor, labels: Tensor, epoch: int
 ) -> tuple[Tensor, Tensor]:
-    """This epoch's training set: the digits (prepared once by the caller), plus fresh
-    synthetic non-digits if asked."""
+    """This epoch's training set: the digits (prepared once by the caller), a share of them
+    scanned at low resolution if asked, plus fresh synthetic non-digits if asked."""
+    if config.low_res > 0:
+        digits = scanned_at_low_resolution(config, data, digits, epoch)
     if config.negatives <= 0:
         return digits, labels
     from training.negatives import make_negatives
@@ -171,6 +178,29 @@ def epoch_data(
         torch.cat([digits, torch.from_numpy(mnist.prepare(fakes))]),
         torch.cat([labels, fake_labels]),
     )
+
+
+def scanned_at_low_resolution(
+    config: TrainConfig, data: mnist.Mnist, digits: Tensor, epoch: int
+) -> Tensor:
+    """The digits with a share replaced by the same training digits scanned at 8-16 px a side,
+    upscaled (training.photos.low_resolution) and read back by the service's pipeline: the
+    blocky strokes of a small scan, which MNIST's 20-px digits never show."""
+    from app.errors import NoInkError
+    from app.imaging import to_frame
+    from training.photos import encode, low_resolution
+
+    rng = np.random.default_rng([config.seed, epoch, 1])
+    count = len(data.train.images)
+    chosen = rng.choice(count, round(count * config.low_res), replace=False)
+    scanned = digits.clone()
+    for index in chosen.tolist():
+        try:
+            frame = to_frame(encode(low_resolution(data.train.images[index], rng)))
+        except NoInkError:  # a faint digit the reduction left blank keeps its own frame
+            continue
+        scanned[index] = torch.from_numpy(mnist.prepare(frame[None]))[0]
+    return scanned
 
 
 def train_one_epoch(
