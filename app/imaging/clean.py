@@ -56,6 +56,11 @@ MAX_INK = 0.2
 NOISE_FRACTION = 0.2
 # Below this side the image is a scan or an icon: no rules to find, no specks to tell apart.
 SMALL_SIDE = 96
+# Below this side (smaller than MNIST's frame) the image is a low-resolution scan: it is
+# interpolated up to UPSCALED_SIDE before ink is told from paper, since at its own resolution
+# a pixel partly covered by a stroke is cut away by the noise threshold or kept whole.
+LOW_RES_SIDE = 28
+UPSCALED_SIDE = 64
 # A straight run at least this fraction of the image's side is a printed line, not a stroke.
 RULE_LENGTH = 0.45
 # Components smaller than this fraction of the largest one are specks.
@@ -76,6 +81,7 @@ class Ink:
 def clean(grey: np.ndarray, scale: float = 1.0) -> Ink:
     """The ink in uint8 grey levels `grey` (either polarity), `scale` being the uploaded
     image's pixels per pixel of `grey`; NoInkError for a blank sheet."""
+    grey, scale = _at_own_resolution(grey, scale)
     height, width = grey.shape
     factor = max(height, width) / WORK_SIDE
     if factor > 1:
@@ -117,6 +123,35 @@ def clean(grey: np.ndarray, scale: float = 1.0) -> Ink:
     noise = NOISE_FRACTION * peak
     ink = np.clip((contrast - noise) / (peak - noise), 0, 1) * mask
     return Ink(ink.astype(np.float32), scale)
+
+
+def _at_own_resolution(grey: np.ndarray, scale: float) -> tuple[np.ndarray, float]:
+    """A low-resolution image as it was scanned, interpolated up (bicubic) to UPSCALED_SIDE;
+    and its scale. An image enlarged by repeating each pixel (nearest-neighbour resampling by
+    a whole factor, as image viewers and pixel editors zoom) is first taken back to its own
+    pixels, which it holds exactly: its blocks' square steps are no digit's edges."""
+    factor = _repeated(grey)
+    if factor > 1:
+        grey, scale = grey[::factor, ::factor], scale * factor
+    height, width = grey.shape
+    if max(height, width) >= LOW_RES_SIDE:
+        return grey, scale
+    up = UPSCALED_SIDE / max(height, width)
+    size = (max(1, round(width * up)), max(1, round(height * up)))
+    return cv2.resize(grey, size, interpolation=cv2.INTER_CUBIC), scale * width / size[0]
+
+
+def _repeated(grey: np.ndarray) -> int:
+    """The whole factor by which every pixel of a smaller image was repeated down and across to
+    make `grey`, or 1: the greatest common divisor of the positions where rows and columns
+    change, and of the sides."""
+    factor = 0
+    for changes in ((grey[1:] != grey[:-1]).any(1), (grey[:, 1:] != grey[:, :-1]).any(0)):
+        steps = np.flatnonzero(changes) + 1
+        if not len(steps):  # nothing changes that way: no evidence of an enlargement
+            return 1
+        factor = int(np.gcd.reduce(np.concatenate((steps, [factor, len(changes) + 1]))))
+    return factor
 
 
 def _strongest(depth: np.ndarray) -> float:
