@@ -18,7 +18,7 @@ from app.errors import (
     http_status,
 )
 from app.imaging import decode, frames_to_inputs, to_model_input, to_model_inputs
-from app.imaging.clean import RULE_LENGTH, _histogram, _may_hold_a_line, _median
+from app.imaging.clean import RULE_LENGTH, _histogram, _may_hold_a_line, _median, _repeated, clean
 from app.imaging.decode import _grey, _plain_grey_png, decode_scaled
 from model.spec import INPUT as DEFAULT_SPEC
 from model.spec import InputSpec
@@ -623,3 +623,51 @@ def test_clean_skips_the_hough_transform_only_where_it_finds_no_line() -> None:
         skipped += not may
         found += has_lines
     assert skipped and found  # both cases happen: small digits skip it, rules do not
+
+
+def scanned(digit: Digit, side: int) -> np.ndarray:
+    """The digit as black on white, scanned at `side` pixels a side."""
+    image = Image.fromarray(255 - digit).resize((side, side), Image.Resampling.BOX)
+    return np.asarray(image)
+
+
+def test_repeated_finds_the_factor_of_an_enlargement_by_repeated_pixels(digits) -> None:
+    rng = np.random.default_rng(4)
+    for digit in digits:
+        side, factor = int(rng.integers(8, 20)), int(rng.integers(2, 10))
+        small = scanned(digit, side)
+        enlarged = np.kron(small, np.ones((factor, factor), np.uint8))
+        assert _repeated(enlarged) == factor
+        assert _repeated(small) == 1
+        smooth = Image.fromarray(small).resize(enlarged.shape, Image.Resampling.BILINEAR)
+        assert _repeated(np.asarray(smooth)) == 1
+        # One pixel off its block, or a side cut short: no longer an enlargement by `factor`.
+        touched = enlarged.copy()
+        touched[factor + 1, factor + 1] ^= 0xFF
+        assert _repeated(touched) == 1
+        assert _repeated(enlarged[:-1]) != factor
+    assert _repeated(np.full((64, 64), 255, np.uint8)) == 1
+
+
+def test_a_pixel_enlargement_reads_as_the_scan_it_enlarges(digits) -> None:
+    for digit in digits:
+        small = scanned(digit, 10)
+        enlarged = np.kron(small, np.ones((7, 7), np.uint8))
+        own, big = clean(small), clean(enlarged)
+        np.testing.assert_array_equal(own.ink, big.ink)
+        assert big.scale == 7 * own.scale
+        [box] = to_model_inputs([encode(enlarged, "PNG")]).boxes
+        [native] = to_model_inputs([encode(small, "PNG")]).boxes
+        # One ink map's box, its corners rounded to the scan's pixels or to the enlargement's.
+        corners = np.cumsum(np.reshape(box, (2, 2)), axis=0)
+        assert np.abs(corners - 7 * np.cumsum(np.reshape(native, (2, 2)), axis=0)).max() <= 4
+
+
+def test_a_small_scan_is_read_at_a_resolution_above_its_own(digits) -> None:
+    """A 10-px scan's ink is interpolated up before the noise threshold, so its strokes keep
+    their partly covered pixels: the ink map is larger than the scan and has grey edges."""
+    for digit in digits:
+        ink = clean(scanned(digit, 10))
+        assert min(ink.ink.shape) > 10 and ink.scale < 1
+        edges = (ink.ink > 0) & (ink.ink < 1)
+        assert edges.sum() > (ink.ink == 1).sum() / 4

@@ -3,11 +3,14 @@ training.photos under every condition (seeded), and sheets with no digit on them
 refused. bench/photos.py has the full table; the floors here are a little below what these
 seeded photos measure, by one photo of a condition."""
 
+import io
 from pathlib import Path
 
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
+from PIL import Image
+from sklearn.datasets import load_digits
 
 from app.errors import NoInkError
 from app.predictor import Predictor
@@ -45,6 +48,9 @@ FLOORS: dict[str, tuple[float, float]] = {
 ALL_RIGHT, ALL_KEPT = 0.97, 0.94
 REFUSED = 0.94
 BLANK_REFUSED, BLANK_NO_INK = 0.95, 0.85
+# Digits by other writers (scikit-learn's copy of the UCI digits, 8×8 scans) enlarged ×8 by
+# repeating pixels: read right, and rejected, a little either side of what they measure.
+OTHER_WRITERS_RIGHT, OTHER_WRITERS_REJECTED = 0.94, 0.11
 
 
 @pytest.fixture(scope="module")
@@ -111,6 +117,20 @@ def test_photos_of_blank_sheets_have_no_ink(non_digits) -> None:
     blank = np.concatenate([non_digits[kind] for kind in photos.NON_DIGITS if "blank" in kind])
     refused, no_ink = blank.mean(axis=0)
     assert refused >= BLANK_REFUSED and no_ink >= BLANK_NO_INK, (refused, no_ink)
+
+
+def test_other_writers_digits_scanned_at_8_px_and_enlarged_are_read(predictor) -> None:
+    digits = load_digits()
+    uploads = []
+    for image in digits.images:
+        levels = (255 - image * 255 / 16).astype(np.uint8)
+        buffer = io.BytesIO()
+        Image.fromarray(np.kron(levels, np.ones((8, 8), np.uint8))).save(buffer, "PNG")
+        uploads.append(buffer.getvalue())
+    results = predictor.predict_many(uploads)
+    right = np.mean([r["digit"] == t for r, t in zip(results, digits.target, strict=True)])
+    rejected = np.mean([r["rejected"] for r in results])
+    assert right >= OTHER_WRITERS_RIGHT and rejected <= OTHER_WRITERS_REJECTED, (right, rejected)
 
 
 def test_blank_sheet_half_in_shadow_has_no_ink(client: TestClient) -> None:
