@@ -24,7 +24,7 @@ from PIL import Image
 from app.errors import InternalError, NoInkError, RequestError
 from app.imaging.clean import Ink, clean
 from app.imaging.decode import DEFAULT_DECODE_MEMORY, decode, decode_scaled, describe
-from app.imaging.frame import frame_digit, frame_ink, frames_to_inputs, in_mnist_format
+from app.imaging.frame import frame_ink, frames_to_inputs, in_mnist_format
 from app.imaging.locate import Box, digit, locate
 from model.spec import INPUT, InputSpec
 
@@ -34,12 +34,12 @@ __all__ = [
     "Prepared",
     "clean",
     "decode",
-    "frame_digit",
     "frame_ink",
     "frames_to_inputs",
     "in_mnist_format",
     "ink_view",
     "locate",
+    "read_digit",
     "to_frame",
     "to_model_input",
     "to_model_inputs",

@@ -2,8 +2,8 @@
 
 MNIST stores white digits (255) on black (0), size-normalised into a 20×20 box and placed by
 centre of mass in a 28×28 frame; LeNet-5 reads that frame padded by 2 px to 32×32 and mapped
-linearly onto [background, ink] (model.spec.InputSpec). `frame_digit` frames any grey image
-that way; `in_mnist_format` recognises frames that are already so. Training frames its
+linearly onto [background, ink] (model.spec.InputSpec). `frame_ink` frames a map of ink
+strengths that way; `in_mnist_format` recognises frames that are already so. Training frames its
 synthetic non-digits with the same code (training.negatives), so what the service sees and what
 the network was taught to refuse are framed alike.
 """
@@ -13,18 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 from PIL import Image
 
-from app.errors import NoInkError
-from app.imaging.decode import MIN_CONTRAST
 from model.spec import INPUT, InputSpec
-
-# Ink weaker than this fraction of the strongest stroke is paper texture or compression noise.
-NOISE_FRACTION = 0.2
-
-
-def frame_digit(grey: np.ndarray, spec: InputSpec = INPUT) -> np.ndarray:
-    """The digit in the grey image `grey` (either polarity) as MNIST stores one; NoInkError if
-    there is none."""
-    return frame_ink(_ink(grey), spec)
 
 
 def frame_ink(ink: np.ndarray, spec: InputSpec = INPUT) -> np.ndarray:
@@ -43,7 +32,7 @@ def in_mnist_format(greys: list[np.ndarray], spec: InputSpec) -> list[bool]:
     square, and centred.
 
     Everything outside the ink's box must be exactly 0, so a light background never passes.
-    Such a frame is its own framing, bit for bit, so the service skips `frame_digit` for it.
+    Such a frame is its own framing, bit for bit, so the service skips cleaning and framing it.
     MNIST's centring leaves every centre of mass within half a pixel of frame / 2.
     """
     shape = (spec.frame, spec.frame)
@@ -87,21 +76,6 @@ def _span(profile: list[float]) -> slice:
 def _centre(profile: list[float]) -> float:
     """Centre of mass of a profile, in pixel indices."""
     return sum(i * mass for i, mass in enumerate(profile)) / sum(profile)
-
-
-def _ink(grey: np.ndarray) -> np.ndarray:
-    """Ink strength in [0, 1] on a background of 0, whichever shade the ink and paper have."""
-    border = np.concatenate((grey[0], grey[-1], grey[1:-1, 0], grey[1:-1, -1]))
-    paper = float(np.median(border))
-    darker, lighter = paper - float(grey.min()), float(grey.max()) - paper
-    peak = max(darker, lighter)
-    if peak < MIN_CONTRAST:
-        raise NoInkError("the image contains no ink: it looks blank")
-    levels = grey.astype(np.float32)
-    ink = paper - levels if darker > lighter else levels - paper
-    # A soft threshold: noise goes to 0 while stroke edges keep their gradation.
-    noise = NOISE_FRACTION * peak
-    return np.clip((ink - noise) / (peak - noise), 0, 1)
 
 
 def _fit(ink: np.ndarray, box: int) -> np.ndarray:
