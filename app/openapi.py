@@ -37,6 +37,17 @@ def request_body(multipart: dict[str, Any], *raw: str, description: str) -> dict
     return {"requestBody": {"required": True, "description": description, "content": content}}
 
 
+def explain_flag(description: str) -> dict[str, Any]:
+    """The OpenAPI parameter of a route's `explain` query flag, saying what it adds."""
+    return {
+        "name": "explain",
+        "in": "query",
+        "required": False,
+        "schema": {"type": "boolean", "default": False},
+        "description": description,
+    }
+
+
 def inline_schema(model: type[BaseModel]) -> dict[str, Any]:
     """The model's JSON schema with its definitions written in place: an operation's own
     request body cannot refer to the $defs pydantic puts beside it."""

@@ -17,7 +17,7 @@ from app.errors import (
     UnsupportedMediaError,
     http_status,
 )
-from app.openapi import BINARY, errors, request_body
+from app.openapi import BINARY, errors, explain_flag, request_body
 from app.pool import cheap, prepare
 from app.routes import json_response
 from app.schemas import BatchPrediction, Prediction
@@ -33,15 +33,10 @@ from app.uploads import (
     upload,
 )
 
-EXPLAIN = {
-    "name": "explain",
-    "in": "query",
-    "required": False,
-    "schema": {"type": "boolean", "default": False},
-    "description": "also return the 32×32 input the network sees, every layer's "
-    "activations (C1 … F6), rounded to 4 decimals, and the cleaned ink map the digit was "
-    "found in",
-}
+EXPLAIN = explain_flag(
+    "also return the 32×32 input the network sees, every layer's activations (C1 … F6), "
+    "rounded to 4 decimals, and the cleaned ink map the digit was found in"
+)
 # pydantic's own reading of a boolean, so /predict takes what any FastAPI boolean parameter takes.
 FLAG = TypeAdapter(bool)
 PREDICT_BODY = request_body(

@@ -7,7 +7,7 @@ from fastapi.responses import Response
 
 from app.errors import RequestError
 from app.imaging.frame import frames_to_inputs
-from app.openapi import errors
+from app.openapi import errors, explain_flag
 from app.reading import reading, segment_upload
 from app.routes import json_response
 from app.routes.predict import PREDICT_BODY, query_flag
@@ -15,14 +15,10 @@ from app.schemas import Reading
 from app.service import Service, serving
 from app.uploads import cancelled_on_disconnect, upload
 
-EXPLAIN = {
-    "name": "explain",
-    "in": "query",
-    "required": False,
-    "schema": {"type": "boolean", "default": False},
-    "description": "also return the cleaned ink map and the segmentation: the candidate cuts, "
-    "every piece scored with its distances and cost, and the chosen path with its score",
-}
+EXPLAIN = explain_flag(
+    "also return the cleaned ink map and the segmentation: the candidate cuts, every piece "
+    "scored with its distances and cost, and the chosen path with its score"
+)
 
 router = APIRouter()
 
