@@ -2,7 +2,8 @@
 
 A phone photo of paper is lit unevenly, may be ruled or squared, and its ink may be any colour
 or a pencil's grey; a scan or a canvas export is already two clean levels. `clean` decides
-from the image which it is. A hard shadow's straight edge across the sheet is found first and
+from the image which it is. A scan smaller than MNIST's frame is read at its own pixels (an
+enlargement by repeated pixels taken back to them) interpolated up. A hard shadow's straight edge across the sheet is found first and
 the shadow lit like the rest (its depth and its edge's profile measured along the edge). The
 ink's polarity is the side of the median reaching further, or, in an image mostly in a shadow,
 what stands out from the paper around it (a median filter). Then, when the paper is one level
