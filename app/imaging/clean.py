@@ -391,9 +391,8 @@ def _may_hold_a_line(binary: np.ndarray, length: int, gap: int) -> bool:
     reach = gap // 2 + 1  # dilated this much, components gap + 1 apart touch
     # Such a chain's columns (or rows) hold ink with no gap wider than 2 * reach: first that,
     # on the mask's profiles, which rules a digit on plain paper out for a fraction of the cost.
-    if not any(
-        _longest_run(profile, 2 * reach) >= length for profile in (binary.any(0), binary.any(1))
-    ):
+    profiles = binary.max(axis=0) > 0, binary.max(axis=1) > 0
+    if all(_longest_run(profile, 2 * reach) < length for profile in profiles):
         return False
     side = 2 * reach + 1
     grown = cv2.dilate(binary, cv2.getStructuringElement(cv2.MORPH_RECT, (side, side)))
