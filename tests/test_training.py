@@ -148,3 +148,16 @@ def test_low_res_replaces_its_share_of_digits_with_small_scans_of_themselves(mni
     ink, scanned = digits[changed] > 0.5, first[changed] > 0.5
     overlap = (ink & scanned).flatten(1).sum(1) / (ink | scanned).flatten(1).sum(1)
     assert overlap.median() > 0.3  # another digit's scan overlaps about half as much
+
+
+def test_low_res_scans_the_same_share_of_the_non_digits(mnist_dir):
+    config = TrainConfig(data_dir=str(mnist_dir), train_limit=400, validation_size=100,
+                         negatives=0.5, seed=3)  # fmt: skip
+    data = train.load_data(config)
+    digits = torch.from_numpy(mnist.prepare(data.train.images))
+    labels = torch.from_numpy(data.train.labels.astype(np.int64))
+    sharp, _ = train.epoch_data(config, data, digits, labels, epoch=1)
+    small, targets = train.epoch_data(replace(config, low_res=0.25), data, digits, labels, 1)
+    fakes = targets == train.NONE
+    changed = (sharp[fakes] != small[fakes]).flatten(1).any(1).float().mean()
+    assert 0.15 <= changed <= 0.25, changed

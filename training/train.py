@@ -81,8 +81,8 @@ class TrainConfig:
     )
     low_res: float = option(
         0.0,
-        "share of each epoch's digits replaced by themselves scanned at 8-16 px and upscaled, "
-        "as the service reads such a scan",
+        "share of each epoch's digits (and non-digits) replaced by themselves scanned at "
+        "8-16 px and upscaled, as the service reads such a scan",
     )
     validation_size: int = option(
         5000, "training digits held out for model selection and calibration"
@@ -173,6 +173,16 @@ def epoch_data(
     count = round(len(digits) * config.negatives / (1 - config.negatives))
     rng = np.random.default_rng([config.seed, epoch])
     fakes, _ = make_negatives(data.train.images, data.train.labels, count, rng)
+    if config.low_res > 0:
+        # Non-digits scanned as small as the digits are, or the network learns that a small
+        # scan's soft strokes are a digit whatever their shape.
+        fakes = fakes.copy()
+        scan_rng = np.random.default_rng([config.seed, epoch, 2])
+        chosen = scan_rng.choice(count, round(count * config.low_res), replace=False)
+        for index in chosen.tolist():
+            frame = _scanned_small(fakes[index], scan_rng)
+            if frame is not None:
+                fakes[index] = frame
     fake_labels = torch.full((count,), NONE, dtype=torch.int64)
     return (
         torch.cat([digits, torch.from_numpy(mnist.prepare(fakes))]),
@@ -185,22 +195,29 @@ def scanned_at_low_resolution(
 ) -> Tensor:
     """The digits with a share replaced by the same training digits scanned at 8-16 px a side,
     upscaled (training.photos.low_resolution) and read back by the service's pipeline: the
-    blocky strokes of a small scan, which MNIST's 20-px digits never show."""
-    from app.errors import NoInkError
-    from app.imaging import to_frame
-    from training.photos import encode, low_resolution
-
+    soft, thick strokes of a small scan, which MNIST's 20-px digits never show."""
     rng = np.random.default_rng([config.seed, epoch, 1])
     count = len(data.train.images)
     chosen = rng.choice(count, round(count * config.low_res), replace=False)
     scanned = digits.clone()
     for index in chosen.tolist():
-        try:
-            frame = to_frame(encode(low_resolution(data.train.images[index], rng)))
-        except NoInkError:  # a faint digit the reduction left blank keeps its own frame
-            continue
-        scanned[index] = torch.from_numpy(mnist.prepare(frame[None]))[0]
+        frame = _scanned_small(data.train.images[index], rng)
+        if frame is not None:
+            scanned[index] = torch.from_numpy(mnist.prepare(frame[None]))[0]
     return scanned
+
+
+def _scanned_small(image: np.ndarray, rng: np.random.Generator) -> np.ndarray | None:
+    """A uint8 frame scanned at 8-16 px, upscaled and read back by the service's pipeline; None
+    if the reduction left it blank (a faint one keeps its own frame)."""
+    from app.errors import NoInkError
+    from app.imaging import to_frame
+    from training.photos import encode, low_resolution
+
+    try:
+        return to_frame(encode(low_resolution(image, rng)))
+    except NoInkError:
+        return None
 
 
 def train_one_epoch(
