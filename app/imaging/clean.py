@@ -93,12 +93,12 @@ def clean(grey: np.ndarray, scale: float = 1.0) -> Ink:
     if small:
         dark = _dark_of_median(grey)
     else:
-        reduced, around, reduction = _paper_around(grey)
+        reduced, reduction = _reduced(grey)
         evened = _without_shadow_edge(grey, reduced, reduction)
         if evened is not grey:
             grey = evened
-            reduced, around, _ = _paper_around(grey)
-        dark = _dark_ink(reduced, around)
+            reduced, _ = _reduced(grey)
+        dark = _dark_ink(reduced)
     levels = grey.astype(np.float32)
     if not dark:
         levels = 255 - levels
@@ -159,21 +159,23 @@ def _strongest(depth: np.ndarray) -> float:
     return float(cv2.blur(depth, (3, 3)).max())
 
 
-def _paper_around(grey: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
-    """The image reduced to BACKGROUND_SIDE, the paper around each of its pixels (either
-    polarity) and the working image's pixels per reduced pixel.
-
-    A median filter: it keeps a shadow's straight edge where it is and removes strokes narrower
-    than half its window, whichever their shade."""
+def _reduced(grey: np.ndarray) -> tuple[np.ndarray, float]:
+    """The image reduced to BACKGROUND_SIDE, and the working image's pixels per reduced pixel."""
     height, width = grey.shape
     factor = max(1.0, max(height, width) / BACKGROUND_SIDE)
     size = (max(1, round(width / factor)), max(1, round(height / factor)))
-    reduced = cv2.resize(grey, size, interpolation=cv2.INTER_AREA)
-    side = max(3, round(POLARITY_KERNEL * max(size)) | 1)
-    return reduced, cv2.medianBlur(reduced, side), width / size[0]
+    return cv2.resize(grey, size, interpolation=cv2.INTER_AREA), width / size[0]
 
 
-def _dark_ink(reduced: np.ndarray, around: np.ndarray) -> bool:
+def _paper_around(reduced: np.ndarray) -> np.ndarray:
+    """The paper around each pixel of the reduced image, either polarity: a median filter,
+    which keeps a shadow's straight edge where it is and removes strokes narrower than half
+    its window, whichever their shade."""
+    side = max(3, round(POLARITY_KERNEL * max(reduced.shape)) | 1)
+    return cv2.medianBlur(reduced, side)
+
+
+def _dark_ink(reduced: np.ndarray) -> bool:
     """Whether the ink is darker than the paper: the side of the median reaching further, unless
     the image is mostly in a shadow; then what stands out from the paper around it, further on
     one side than the other (white chalk on a board stands out upwards)."""
@@ -181,6 +183,7 @@ def _dark_ink(reduced: np.ndarray, around: np.ndarray) -> bool:
         # The median is the paper's: and a scan's or a drawing's strokes may be too bold for
         # the window.
         return _dark_of_median(reduced)
+    around = _paper_around(reduced)
     standing = reduced.astype(np.float32) - around.astype(np.float32)
     # The filter rounds a shadow's corners off, as far as half its window from where its own
     # level steps: there it is no measure of the paper.
