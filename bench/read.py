@@ -121,18 +121,18 @@ def sweep(args: argparse.Namespace) -> None:
     found = [segment_upload(png(n.image), *predictor.limits()) for n in numbers]
     scored = [predictor.run(frames_to_inputs(f.frames, predictor.spec)) for f in found]
     results = []
-    for piece, gap, wide in itertools.product((1.0, 2.0, 3.0), (0.0, 5.0, 10.0, 20.0, 40.0),
-                                              (0.0, 2.0, 5.0, 10.0)):  # fmt: skip
-        weights = Geometry(gap_cost=gap, wide_cost=wide)
+    grid = ((2.0, 3.0, 4.0), (0.0, 10.0, 20.0, 40.0), (0.0, 5.0, 10.0), (0.0, 3.0, 6.0, 10.0))
+    for piece, gap, wide, apart in itertools.product(*grid):
+        weights = Geometry(gap_cost=gap, wide_cost=wide, apart_cost=apart)
         texts = [
             reading(f, d, predictor.answer, predictor.j, piece_cost=piece, weights=weights)["text"]
             for f, d in zip(found, scored, strict=True)
         ]
-        results.append((table(numbers, texts)["all"][1], piece, gap, wide))
+        results.append((table(numbers, texts)["all"][1], piece, gap, wide, apart))
     ranked = sorted(results, reverse=True)
-    shown = ranked[: args.top] + [r for r in ranked if r[2:] == (0.0, 0.0) and r[1] == PIECE_COST]
-    for exact, piece, gap, wide in shown:
-        print(f"piece {piece}, gap {gap}, wide {wide}: exact {exact:.1%}")
+    shown = ranked[: args.top] + [r for r in ranked if r[2:] == (0.0,) * 3 and r[1] == PIECE_COST]
+    for exact, piece, gap, wide, apart in shown:
+        print(f"piece {piece}, gap {gap}, wide {wide}, apart {apart}: exact {exact:.1%}")
 
 
 def speed(args: argparse.Namespace) -> None:

@@ -36,7 +36,7 @@ class Segmentation:
     boxes: list[list[int]]
     count: int
     cuts: list[int]
-    shapes: np.ndarray  # float64 (N, 3): height, width, inner gap in line heights (graph)
+    shapes: np.ndarray  # float64 (N, 4): height, width, inner gap in line heights; apart
     ink: dict[str, Any] | None = None
 
 
@@ -71,8 +71,7 @@ def segment(
         [_scaled(p.box, scale) for p in found.pieces],
         len(found.primitives),
         [round(c * scale) for c in found.cuts],
-        np.array([(p.box[3], p.box[2], p.gap) for p in found.pieces], np.float64).reshape(-1, 3)
-        / found.height,
+        np.array([_shape(p, found.height) for p in found.pieces], np.float64).reshape(-1, 4),
         preview,
     )
 
@@ -195,14 +194,22 @@ def reading(
 
 # MNIST's pens, in shares of a digit's height: about the middle half of its training digits'
 # stroke widths by pen_change's measure (quartiles 0.11 and 0.146, the digits drawn at twice
-# MNIST's size as at working resolution), the band bench/read.py's sweep chose on numbers of
-# training digits; and the least change of a pen worth making, in pixels a side.
+# MNIST's size as at working resolution); of the bands tried on numbers of training digits
+# ((0.10, 0.15), (0.12, 0.13), 0.12 or 0.125 alone), the one read best; and the least change
+# of a pen worth making, in pixels a side.
 PEN_WIDTHS = (0.11, 0.14)
 PEN_STEP = 0.25
 # A frame in MNIST's format is one digit filling the line: no geometry cost.
-WHOLE_FRAME = np.array([[1.0, 1.0, 0.0]])
+WHOLE_FRAME = np.array([[1.0, 1.0, 0.0, 0.0]])
 DIGIT_KEYS = ("digit", "distances", "probabilities", "confidence", "rejected")
 DIGIT_NAMES = tuple(str(d) for d in range(10))
+
+
+def _shape(piece: Piece, height: float) -> tuple[float, float, float, float]:
+    """What the graph's geometry terms weigh: the piece's height, width and widest inner gap in
+    line heights, and how far its strokes stand apart."""
+    _, _, w, h = piece.box
+    return h / height, w / height, piece.gap / height, piece.apart
 
 
 def _ink_box(ink: np.ndarray) -> tuple[int, int, int, int]:
