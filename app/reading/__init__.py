@@ -59,12 +59,8 @@ def segment(
     ink, scale = cleaned.ink, cleaned.scale
     preview = ink_view(ink) if explain else None
     found = candidates(ink, cut=cut, max_run=None if cut else 1)
-    # The piece of all the ink keeps its pen: it is framed as /predict frames the image, so a
-    # single digit reads the same on both routes.
     change = pen_change(ink, found.height)
-    whole = len(found.primitives)
-    changes = [0.0 if (p.first, p.last) == (0, whole) else change for p in found.pieces]
-    frames = frame_pieces(ink, found.pieces, spec, changes)
+    frames = frame_pieces(ink, found.pieces, spec, change, len(found.primitives))
     return Segmentation(
         frames,
         [(p.first, p.last) for p in found.pieces],
@@ -80,18 +76,27 @@ def frame_pieces(
     ink: np.ndarray,
     pieces: list[Piece],
     spec: InputSpec = INPUT,
-    changes: list[float] | None = None,
+    change: float = 0.0,
+    count: int = 0,
 ) -> np.ndarray:
     """Every candidate piece's ink, framed as MNIST frames a digit: uint8 (N, frame, frame);
-    each piece's strokes first made `changes[i]` pixels thicker on each side (thinner if
-    negative; none without `changes`)."""
-    pens = changes or [0.0] * len(pieces)
-    return np.stack(
-        [
-            frame_ink(_pen(ink[p.mask_slice] * p.mask, change), spec)
-            for p, change in zip(pieces, pens, strict=True)
-        ]
-    )
+    its strokes first made `change` pixels thicker on each side (thinner if negative), except
+    the piece of all `count` primitives: that one is framed as /predict frames the image, so a
+    single digit reads the same on both routes."""
+    if abs(change) < PEN_STEP:
+        change = 0.0
+    # Thinner strokes are the same whichever piece they fall in: thinned once, for the line.
+    thinned = _thinner(ink, change) if change < 0 else ink
+    frames = []
+    for p in pieces:
+        if (p.first, p.last) == (0, count):
+            piece = ink[p.mask_slice] * p.mask
+        else:
+            piece = thinned[p.mask_slice] * p.mask
+            if change > 0:
+                piece = _thicker(piece, change)
+        frames.append(frame_ink(piece, spec))
+    return np.stack(frames)
 
 
 def pen_change(ink: np.ndarray, height: float) -> float:
@@ -109,20 +114,22 @@ def pen_change(ink: np.ndarray, height: float) -> float:
     return (min(max(width, low * height), high * height) - width) / 2
 
 
-def _pen(ink: np.ndarray, change: float) -> np.ndarray:
-    """The ink with every stroke `change` pixels thicker on each side, or thinner if negative,
-    by the distance to the stroke's edge: anti-aliased, the strokes' paths kept."""
-    if abs(change) < PEN_STEP:
-        return ink
-    shape = ink > 0.5
-    if change > 0:
-        pad = int(np.ceil(change)) + 1
-        outside = cv2.distanceTransform(
-            np.pad(~shape, pad, constant_values=True).view(np.uint8), cv2.DIST_L2, 5
-        )
-        return np.maximum(np.clip(change + 0.5 - outside, 0, 1), np.pad(ink, pad))
-    inside = cv2.distanceTransform(np.pad(shape, 1).view(np.uint8), cv2.DIST_L2, 5)[1:-1, 1:-1]
-    return np.minimum(ink, np.clip(inside + change + 0.5, 0, 1))
+def _thicker(ink: np.ndarray, change: float) -> np.ndarray:
+    """The ink with every stroke `change` (> 0) pixels thicker on each side, by the distance
+    to the stroke: anti-aliased, the strokes' paths kept. Each piece's own: grown on the whole
+    line, it would take in a neighbour's ink."""
+    pad = int(np.ceil(change)) + 1
+    grown = cv2.copyMakeBorder(ink, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=0)
+    outside = cv2.distanceTransform((grown <= 0.5).view(np.uint8), cv2.DIST_L2, 3)
+    return np.maximum(np.clip(change + 0.5 - outside, 0, 1), grown)
+
+
+def _thinner(ink: np.ndarray, change: float) -> np.ndarray:
+    """The ink with every stroke −`change` (> 0) pixels thinner on each side, by the distance to
+    the paper."""
+    shape = cv2.copyMakeBorder((ink > 0.5).view(np.uint8), 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=0)
+    inside = cv2.distanceTransform(shape, cv2.DIST_L2, 3)[1:-1, 1:-1]
+    return np.minimum(ink, np.clip(inside + (change + 0.5), 0, 1))
 
 
 def segment_upload(
