@@ -20,14 +20,18 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
+import cv2
 import numpy as np
 from PIL import Image
 
 from app.errors import RequestError
+from app.imaging.clean import clean
+from app.imaging.decode import decode_scaled
 from app.imaging.frame import frames_to_inputs
 from app.predictor import Predictor
-from app.reading import reading, segment_upload
+from app.reading import frame_pieces, pen_change, reading, segment_upload
 from app.reading.graph import PIECE_COST, Geometry
+from app.reading.segment import Piece, candidates
 from training.mnist import load, prepare, read_idx
 from training.numbers import Number, edits, make_number, make_numbers, photograph
 
@@ -91,10 +95,36 @@ def accuracy(args: argparse.Namespace) -> None:
     bound = table(numbers, texts)
     print("each digit's MNIST frame read alone, exact: " + ", ".join(
         f"{name} {bound[name][1]:.1%}" for name in ("all", "separate", "touching")))  # fmt: skip
+    # Every digit's own ink on the canvas, framed as /read frames a piece: what a perfect
+    # segmenter of the canvas would read.
+    own = table(numbers, [own_ink_read(predictor, n) for n in numbers])
+    print("each digit's own ink on the canvas framed as a piece, exact: " + ", ".join(
+        f"{name} {own[name][1]:.1%}" for name in ("all", "separate", "touching")))  # fmt: skip
     report("canvas", numbers, [png(n.image) for n in numbers], predictor)
     if args.photos:
         rng = np.random.default_rng([args.seed, 1])
         report("photo", numbers, [photograph(n, rng) for n in numbers], predictor)
+
+
+def own_ink_read(predictor: Predictor, number: Number) -> str:
+    """The number read digit by digit from the canvas's ink, each digit's pixels (those its
+    stroke is strongest in) framed alone as /read frames a piece, its pen changed alike."""
+    grey, scale = decode_scaled(png(number.image))
+    ink = clean(grey, scale).ink
+    owner = cv2.resize(number.owner, ink.shape[::-1], interpolation=cv2.INTER_NEAREST)
+    pieces = []
+    for digit in range(len(number.text)):
+        mask = (owner == digit) & (ink > 0)
+        rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+        if not len(rows):  # drawn over entirely by its neighbours
+            return ""
+        window = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
+        box = (int(cols[0]), int(rows[0]), len(cols), len(rows))
+        pieces.append(Piece(digit, digit + 1, box, window, mask[window]))
+    height = candidates(ink).height
+    frames = frame_pieces(ink, pieces, predictor.spec, pen_change(ink, height), count=-1)
+    digits = predictor.run(frames_to_inputs(frames, predictor.spec)).argmin(axis=1)
+    return "".join(str(d) for d in digits.tolist())
 
 
 def report(where: str, numbers: list[Number], uploads: list[bytes], predictor: Predictor) -> None:
