@@ -38,8 +38,9 @@ LINE_SHARE = 0.1
 @dataclass(frozen=True)
 class Piece:
     """A candidate piece: primitives `first` … `last` − 1, its box (x, y, w, h), its ink's
-    mask over `mask_slice` (the box) of the ink map, and the widest stretch of paper between
-    its primitives' columns (0 for one primitive, or primitives that overlap)."""
+    mask over `mask_slice` (the box) of the ink map, the widest stretch of paper between
+    its primitives' columns (0 for one primitive, or primitives that overlap), and how far
+    its strokes stand side by side (_apart: 0 for one primitive)."""
 
     first: int
     last: int
@@ -47,6 +48,7 @@ class Piece:
     mask_slice: tuple[slice, slice]
     mask: np.ndarray
     gap: int = 0
+    apart: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -176,8 +178,27 @@ def _pieces(
             mask = np.zeros((y1 - y0, x1 - x0), bool)
             for p in run:
                 mask[:, p.x0 - x0 : p.x1 - x0] |= labels[y0:y1, p.x0 : p.x1] == p.label
-            pieces.append(Piece(first, last, (x0, y0, x1 - x0, y1 - y0), window, mask, gap))
+            box = (x0, y0, x1 - x0, y1 - y0)
+            pieces.append(Piece(first, last, box, window, mask, gap, _apart(run)))
     return pieces
+
+
+def _apart(run: list[_Primitive]) -> float:
+    """How far the strokes of a run stand side by side, from 0 to 1: at the split of the run
+    into a left and a right part with no ink joining them that leaves them sharing the least of
+    their columns, the share of the narrower part's columns not shared. The strokes of one
+    digit broken apart overlap (a 5's bar over its body, a 4's two strokes); two digits written
+    close stand side by side."""
+    apart = 0.0
+    for at in range(1, len(run)):
+        left, right = run[:at], run[at:]
+        if {p.label for p in left} & {p.label for p in right}:
+            continue  # cut out of one component: its ink joins them
+        l0, l1 = min(p.box[0] for p in left), max(p.box[0] + p.box[2] for p in left)
+        r0, r1 = min(p.box[0] for p in right), max(p.box[0] + p.box[2] for p in right)
+        shared = max(min(l1, r1) - max(l0, r0), 0) / min(l1 - l0, r1 - r0)
+        apart = max(apart, 1 - shared)
+    return apart
 
 
 def _largest_gap(run: list[_Primitive]) -> int:
