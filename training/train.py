@@ -178,11 +178,8 @@ def epoch_data(
         # scan's soft strokes are a digit whatever their shape.
         fakes = fakes.copy()
         scan_rng = np.random.default_rng([config.seed, epoch, 2])
-        chosen = scan_rng.choice(count, round(count * config.low_res), replace=False)
-        for index in chosen.tolist():
-            frame = _scanned_small(fakes[index], scan_rng)
-            if frame is not None:
-                fakes[index] = frame
+        for index, frame in _scanned_share(fakes, config.low_res, scan_rng).items():
+            fakes[index] = frame
     fake_labels = torch.full((count,), NONE, dtype=torch.int64)
     return (
         torch.cat([digits, torch.from_numpy(mnist.prepare(fakes))]),
@@ -197,27 +194,30 @@ def scanned_at_low_resolution(
     upscaled (training.photos.low_resolution) and read back by the service's pipeline: the
     soft, thick strokes of a small scan, which MNIST's 20-px digits never show."""
     rng = np.random.default_rng([config.seed, epoch, 1])
-    count = len(data.train.images)
-    chosen = rng.choice(count, round(count * config.low_res), replace=False)
     scanned = digits.clone()
-    for index in chosen.tolist():
-        frame = _scanned_small(data.train.images[index], rng)
-        if frame is not None:
-            scanned[index] = torch.from_numpy(mnist.prepare(frame[None]))[0]
+    for index, frame in _scanned_share(data.train.images, config.low_res, rng).items():
+        scanned[index] = torch.from_numpy(mnist.prepare(frame[None]))[0]
     return scanned
 
 
-def _scanned_small(image: np.ndarray, rng: np.random.Generator) -> np.ndarray | None:
-    """A uint8 frame scanned at 8-16 px, upscaled and read back by the service's pipeline; None
-    if the reduction left it blank (a faint one keeps its own frame)."""
+def _scanned_share(
+    frames: np.ndarray, share: float, rng: np.random.Generator
+) -> dict[int, np.ndarray]:
+    """A `share` of the uint8 frames, chosen at random, each scanned at 8-16 px, upscaled and
+    read back by the service's pipeline, by index; a faint one the reduction left blank is
+    left out, keeping its own frame."""
     from app.errors import NoInkError
     from app.imaging import to_frame
     from training.photos import encode, low_resolution
 
-    try:
-        return to_frame(encode(low_resolution(image, rng)))
-    except NoInkError:
-        return None
+    chosen = rng.choice(len(frames), round(len(frames) * share), replace=False)
+    scanned = {}
+    for index in chosen.tolist():
+        try:
+            scanned[index] = to_frame(encode(low_resolution(frames[index], rng)))
+        except NoInkError:
+            continue
+    return scanned
 
 
 def train_one_epoch(
