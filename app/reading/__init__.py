@@ -83,8 +83,6 @@ def frame_pieces(
     its strokes first made `change` pixels thicker on each side (thinner if negative), except
     the piece of all `count` primitives: that one is framed as /predict frames the image, so a
     single digit reads the same on both routes."""
-    if abs(change) < PEN_STEP:
-        change = 0.0
     # Thinner strokes are the same whichever piece they fall in: thinned once, for the line.
     thinned = _thinner(ink, change) if change < 0 else ink
     frames = []
@@ -103,7 +101,8 @@ def pen_change(ink: np.ndarray, height: float) -> float:
     """How many pixels a side the line's strokes must grow (or shrink, if negative) for their
     width to lie within MNIST's pens, PEN_WIDTHS of a digit's height: LeNet-5 learnt digits
     written with those, and reads a fine pen's or a marker's digits worse. The width is the
-    ink's area over half its perimeter (the total variation of the ink strengths)."""
+    ink's area over half its perimeter (the total variation of the ink strengths). Less than
+    PEN_STEP is no change."""
     gx = cv2.Sobel(ink, cv2.CV_32F, 1, 0, ksize=1)
     gy = cv2.Sobel(ink, cv2.CV_32F, 0, 1, ksize=1)
     perimeter = float(np.sqrt(gx * gx + gy * gy).sum()) / 2  # central differences span 2 px
@@ -111,7 +110,8 @@ def pen_change(ink: np.ndarray, height: float) -> float:
         return 0.0
     width = 2 * float(ink.sum()) / perimeter
     low, high = PEN_WIDTHS
-    return (min(max(width, low * height), high * height) - width) / 2
+    change = (min(max(width, low * height), high * height) - width) / 2
+    return change if abs(change) >= PEN_STEP else 0.0
 
 
 def _thicker(ink: np.ndarray, change: float) -> np.ndarray:
