@@ -108,7 +108,11 @@ class DecodePool:
             broken.shutdown(wait=False, cancel_futures=True)
 
     def close(self) -> None:
-        self._executor.shutdown(wait=False, cancel_futures=True)
+        """Cancel the waiting jobs and wait for the processes to exit, a running job first
+        finishing (each is bounded by the decoding limits): left running, a decoder outlives
+        the service and holds its inherited stdout open, so whatever reads the service's
+        output to its end waits for it."""
+        self._executor.shutdown(wait=True, cancel_futures=True)
 
 
 def _call_soon(loop: asyncio.AbstractEventLoop, callback: Callable[[], None]) -> None:
