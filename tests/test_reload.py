@@ -186,10 +186,13 @@ def free_port() -> int:
 
 @pytest.mark.slow
 def test_lenet5_serve_runs_uvicorn_and_reloads_on_sighup(
-    model_file: Path, newer: Path, mnist_test, encode
+    model_file: Path, newer: Path, mnist_test, encode, tmp_path: Path
 ) -> None:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
+    # To a file, not a pipe: the server's own exit is what is waited for, not that of every
+    # process that inherited its stdout.
+    log = (tmp_path / "server.log").open("w")
     server = subprocess.Popen(
         [
             sys.executable,
@@ -201,7 +204,7 @@ def test_lenet5_serve_runs_uvicorn_and_reloads_on_sighup(
             "--model",
             str(model_file),
         ],
-        stdout=subprocess.PIPE,
+        stdout=log,
         stderr=subprocess.STDOUT,
         text=True,
     )
@@ -218,7 +221,9 @@ def test_lenet5_serve_runs_uvicorn_and_reloads_on_sighup(
         assert httpx.get(f"{url}/ready").json()["version"] == "newer"
     finally:
         server.terminate()
-        output, _ = server.communicate(timeout=30)
+        server.wait(timeout=30)
+        log.close()
+    output = (tmp_path / "server.log").read_text()
     # uvicorn re-raises the SIGTERM it handled once it has shut down cleanly.
     assert server.returncode in (0, -signal.SIGTERM), output
     assert "serving model newer" in output and "Application shutdown complete" in output
