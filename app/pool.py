@@ -15,6 +15,8 @@ Framework-free: asyncio and the standard library only.
 """
 
 import asyncio
+import ctypes
+import ctypes.util
 import logging
 import multiprocessing
 import os
@@ -41,6 +43,14 @@ CHUNK = 64
 # Decoders yield the CPU to the event loop when both want it: a heavy upload waits a little
 # longer, every other request does not.
 NICENESS = 10
+# Freed memory a decoder keeps for its next upload rather than handing it back to the system:
+# glibc's defaults return a photo's working arrays after each one and fault the pages in again
+# on the next, about 1,500 page faults and a quarter of the decoder's CPU per 1-MP photo
+# (bench/service.py --photos-only prints the CPU per request). Larger blocks than this, a big
+# image's full decoding, still go back at once.
+KEPT_FREE_BYTES = 16 * 1024 * 1024
+# glibc's mallopt parameters (malloc.h).
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
 
 
 class DecodePool:
@@ -60,7 +70,7 @@ class DecodePool:
 
     def _new_executor(self) -> ProcessPoolExecutor:
         return ProcessPoolExecutor(
-            self.workers, mp_context=self._context, initializer=os.nice, initargs=(NICENESS,)
+            self.workers, mp_context=self._context, initializer=_start_decoder
         )
 
     async def start(self) -> None:
@@ -113,6 +123,15 @@ class DecodePool:
         the service and holds its inherited stdout open, so whatever reads the service's
         output to its end waits for it."""
         self._executor.shutdown(wait=True, cancel_futures=True)
+
+
+def _start_decoder() -> None:
+    os.nice(NICENESS)
+    libc = ctypes.util.find_library("c")
+    mallopt = getattr(ctypes.CDLL(libc), "mallopt", None) if libc else None
+    if mallopt is not None:  # glibc; another C library manages its memory its own way
+        mallopt(_M_TRIM_THRESHOLD, KEPT_FREE_BYTES)
+        mallopt(_M_MMAP_THRESHOLD, KEPT_FREE_BYTES)
 
 
 def _call_soon(loop: asyncio.AbstractEventLoop, callback: Callable[[], None]) -> None:

@@ -20,13 +20,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 import speed_inputs  # bench/, beside this script
 
+from app.imaging import to_model_inputs
 from app.imaging.clean import clean
 from app.imaging.decode import decode_scaled
 from app.imaging.frame import frame_ink, frames_to_inputs
-from app.imaging.locate import digit
+from app.imaging.locate import digit, labelled
 from app.predictor import Predictor
 from app.reading import frame_pieces
 from app.reading.segment import candidates
@@ -93,6 +95,40 @@ def read_stages(data: bytes, predictor: Predictor, repeat: int) -> dict[str, tup
     return stages
 
 
+def cpu_ms(fn: Callable[[], Any], repeat: int) -> float:
+    """Mean CPU milliseconds of this process per call, every thread counted."""
+    fn()
+    start = time.process_time()
+    for _ in range(repeat):
+        fn()
+    return (time.process_time() - start) / repeat * 1e3
+
+
+def opencv_settings(photos: list[bytes], repeat: int) -> dict[str, float]:
+    """The two OpenCV choices the pipeline makes, in CPU milliseconds on the 1-MP photos:
+    the whole pipeline with one OpenCV thread (the service's) and with OpenCV's own pool;
+    connected components with stats of the photos' ink by OpenCV's default algorithm and by
+    app.imaging.locate.labelled's."""
+
+    def pipeline() -> None:
+        for data in photos:
+            to_model_inputs([data])
+
+    masks = [(clean(*decode_scaled(data)).ink > 0).astype(np.uint8) for data in photos]
+    figures = {"pipeline_one_opencv_thread_ms": cpu_ms(pipeline, repeat) / len(photos)}
+    cv2.setNumThreads(os.cpu_count() or 1)
+    figures[f"pipeline_{cv2.getNumThreads()}_opencv_threads_ms"] = cpu_ms(pipeline, repeat) / len(
+        photos
+    )
+    cv2.setNumThreads(1)
+    default = [cpu_ms(lambda m=m: cv2.connectedComponentsWithStats(m, connectivity=8), repeat)
+               for m in masks]  # fmt: skip
+    grana = [cpu_ms(lambda m=m: labelled(m), repeat) for m in masks]
+    figures["components_default_ms"] = statistics.median(default)
+    figures["components_labelled_ms"] = statistics.median(grana)
+    return {name: round(ms, 3) for name, ms in figures.items()}
+
+
 def merged(runs: list[dict[str, tuple[float, str]]]) -> dict[str, dict[str, Any]]:
     """Each stage's median over the inputs, and the first input's sizes."""
     return {
@@ -134,8 +170,12 @@ def main() -> None:
         for stage, row in stages.items():
             if stage != "bytes":
                 print(f"| {stage} | {row['ms']:.2f} | {row.get('size', '')} |")
+    settings = opencv_settings(inputs["1-MP photo"], args.repeat)
+    print("\nOpenCV's settings, CPU ms per 1-MP photo (median over the photos for components):")
+    for name, ms in settings.items():
+        print(f"  {name}: {ms:.2f}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    report = {"stages": table, "load_avg_1min": os.getloadavg()[0],
+    report = {"stages": table, "opencv_settings": settings, "load_avg_1min": os.getloadavg()[0],
               "when": time.strftime("%Y-%m-%dT%H:%M:%S%z")}  # fmt: skip
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     print(f"\nwritten to {args.out}")

@@ -47,6 +47,10 @@ __all__ = [
 
 
 log = logging.getLogger("lenet5")
+# One OpenCV thread per process: the service reads uploads in parallel across its decoder
+# processes, and on images this small OpenCV's own pool spends more CPU handing work between
+# its threads than it saves (bench/imaging_stages.py prints both).
+cv2.setNumThreads(1)
 # Longest side of the cleaned ink map the explain view shows.
 VIEW_SIDE = 256
 

@@ -21,6 +21,7 @@ import numpy as np
 
 from app.errors import NoInkError
 from app.imaging.decode import MIN_CONTRAST
+from app.imaging.locate import labelled
 
 # Longest side of the working image: a digit 15% of a photo's height is still ~60 px there.
 WORK_SIDE = 512
@@ -405,7 +406,7 @@ def _may_hold_a_line(binary: np.ndarray, length: int, gap: int) -> bool:
         return False
     side = 2 * reach + 1
     grown = cv2.dilate(binary, cv2.getStructuringElement(cv2.MORPH_RECT, (side, side)))
-    _, _, stats, _ = cv2.connectedComponentsWithStats(grown, connectivity=8)
+    stats = labelled(grown)[2]
     spans = stats[1:, [cv2.CC_STAT_WIDTH, cv2.CC_STAT_HEIGHT]] - 2 * reach
     return bool((spans >= length).any())
 
@@ -424,9 +425,7 @@ def _longest_run(occupied: np.ndarray, gap: int) -> int:
 
 def _without_specks(mask: np.ndarray) -> np.ndarray:
     """The mask without components far smaller than its largest one."""
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(
-        mask.astype(np.uint8), connectivity=8
-    )
+    count, labels, stats = labelled(mask.astype(np.uint8))
     if count <= 1:
         return mask
     areas = stats[1:, cv2.CC_STAT_AREA]

@@ -35,11 +35,20 @@ class Components(NamedTuple):
     areas: list[int]
 
 
+def labelled(binary: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
+    """cv2.connectedComponentsWithStats of a uint8 mask, 8-connected: the number of labels
+    (paper included), the labels and each label's stats. By Grana's block-based algorithm, which
+    gives the same labels and stats as OpenCV's default and, with the stats, takes a third of
+    its time (bench/imaging_stages.py)."""
+    count, labels, stats, _ = cv2.connectedComponentsWithStatsWithAlgorithm(
+        binary, 8, cv2.CV_32S, cv2.CCL_GRANA
+    )
+    return count, labels, stats
+
+
 def components(ink: np.ndarray) -> Components:
     """The 8-connected components of the ink."""
-    _, labels, stats, _ = cv2.connectedComponentsWithStats(
-        (ink > 0).astype(np.uint8), connectivity=8
-    )
+    _, labels, stats = labelled((ink > 0).astype(np.uint8))
     boxes = [Box(*map(int, row[:4])) for row in stats[1:]]
     return Components(labels, boxes, [int(a) for a in stats[1:, cv2.CC_STAT_AREA]])
 

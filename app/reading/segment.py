@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 
 from app.errors import MultipleLinesError, NoInkError
+from app.imaging.locate import labelled
 
 # A component no larger than this share of the line's height is a speck, not a stroke.
 SPECK = 0.15
@@ -75,7 +76,7 @@ def candidates(ink: np.ndarray, cut: bool = True, max_run: int | None = MAX_RUN)
     component is a primitive whole, as a reader that does not search cuts sees it.
     NoInkError when only specks are left, MultipleLinesError for a second line."""
     binary = (ink > 0).view(np.uint8)
-    _, labels, stats, _ = cv2.connectedComponentsWithStats(binary, connectivity=8)
+    _, labels, stats = labelled(binary)
     stats = stats[1:]  # label 0 is the paper
     if not len(stats):
         raise NoInkError("the image contains no ink: it looks blank")
