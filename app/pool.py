@@ -43,11 +43,11 @@ CHUNK = 64
 # Decoders yield the CPU to the event loop when both want it: a heavy upload waits a little
 # longer, every other request does not.
 NICENESS = 10
-# Freed memory a decoder keeps for its next upload rather than handing it back to the system:
-# glibc's defaults return a photo's working arrays after each one and fault the pages in again
-# on the next, about 1,500 page faults and a quarter of the decoder's CPU per 1-MP photo
-# (bench/service.py --photos-only prints the CPU per request). Larger blocks than this, a big
-# image's full decoding, still go back at once.
+# Freed memory a process keeps for its next upload rather than handing it back to the system:
+# glibc's defaults return a photo's working arrays (or a large body) after each one and fault
+# the pages in again on the next, about 1,500 page faults and a quarter of a decoder's CPU per
+# 1-MP photo (bench/service.py --photos-only prints the CPU per request). Larger blocks than
+# this, a big image's full decoding, still go back at once.
 KEPT_FREE_BYTES = 16 * 1024 * 1024
 # glibc's mallopt parameters (malloc.h).
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
@@ -125,13 +125,19 @@ class DecodePool:
         self._executor.shutdown(wait=True, cancel_futures=True)
 
 
-def _start_decoder() -> None:
-    os.nice(NICENESS)
+def keep_freed_memory() -> None:
+    """Up to KEPT_FREE_BYTES of freed memory stays with this process, with glibc; another C
+    library manages its memory its own way and is left to it."""
     libc = ctypes.util.find_library("c")
     mallopt = getattr(ctypes.CDLL(libc), "mallopt", None) if libc else None
-    if mallopt is not None:  # glibc; another C library manages its memory its own way
+    if mallopt is not None:
         mallopt(_M_TRIM_THRESHOLD, KEPT_FREE_BYTES)
         mallopt(_M_MMAP_THRESHOLD, KEPT_FREE_BYTES)
+
+
+def _start_decoder() -> None:
+    os.nice(NICENESS)
+    keep_freed_memory()
 
 
 def _call_soon(loop: asyncio.AbstractEventLoop, callback: Callable[[], None]) -> None:

@@ -21,7 +21,7 @@ from app.errors import NotReadyError, RequestError, StoreError
 from app.feedback.service import FeedbackService
 from app.feedback.store import Store
 from app.metrics import Metrics
-from app.pool import DecodePool
+from app.pool import DecodePool, keep_freed_memory
 from app.predictor import ModelError, Predictor
 from app.settings import Settings
 
@@ -155,6 +155,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         settings.decode_workers, settings.decode_queue, ["app.imaging", "app.reading"]
     )
     await service.pool.start()
+    keep_freed_memory()  # a photo's body and arrays, in this process too
     await service.open_feedback()
     # Everything loaded so far lives as long as the process: frozen, the garbage collector
     # stops walking it on every full collection, which under load set the latency's tail.

@@ -20,6 +20,7 @@ from app.errors import (
 from app.imaging import decode, frames_to_inputs, to_model_input, to_model_inputs
 from app.imaging.clean import RULE_LENGTH, _histogram, _may_hold_a_line, _median, _repeated, clean
 from app.imaging.decode import _grey, _plain_grey_png, decode_scaled
+from app.imaging.locate import labelled
 from model.spec import INPUT as DEFAULT_SPEC
 from model.spec import InputSpec
 
@@ -671,3 +672,14 @@ def test_a_small_scan_is_read_at_a_resolution_above_its_own(digits) -> None:
         assert min(ink.ink.shape) > 10 and ink.scale < 1
         edges = (ink.ink > 0) & (ink.ink < 1)
         assert edges.sum() > (ink.ink == 1).sum() / 4
+
+
+@pytest.mark.parametrize("share", [0.05, 0.4, 0.6])
+def test_components_are_labelled_as_opencvs_default_labels_them(share: float) -> None:
+    # Grana's algorithm is chosen for its speed alone: it must not change a label or a box.
+    mask = (np.random.default_rng(7).random((384, 512)) < share).astype(np.uint8)
+    count, labels, stats = labelled(mask)
+    expected, expected_labels, expected_stats, _ = cv2.connectedComponentsWithStats(mask, 8)
+    assert count == expected > 100
+    assert np.array_equal(labels, expected_labels)
+    assert np.array_equal(stats, expected_stats)
