@@ -16,7 +16,6 @@ Framework-free: asyncio and the standard library only.
 
 import asyncio
 import ctypes
-import ctypes.util
 import logging
 import multiprocessing
 import os
@@ -128,8 +127,9 @@ class DecodePool:
 def keep_freed_memory() -> None:
     """Up to KEPT_FREE_BYTES of freed memory stays with this process, with glibc; another C
     library manages its memory its own way and is left to it."""
-    libc = ctypes.util.find_library("c")
-    mallopt = getattr(ctypes.CDLL(libc), "mallopt", None) if libc else None
+    # The symbols the process already has, libc's among them: ctypes.util.find_library would
+    # run ldconfig in a subprocess at every decoder's start.
+    mallopt = getattr(ctypes.CDLL(None), "mallopt", None)
     if mallopt is not None:
         mallopt(_M_TRIM_THRESHOLD, KEPT_FREE_BYTES)
         mallopt(_M_MMAP_THRESHOLD, KEPT_FREE_BYTES)
