@@ -117,9 +117,8 @@ def opencv_settings(photos: list[bytes], repeat: int) -> dict[str, float]:
     masks = [(clean(*decode_scaled(data)).ink > 0).astype(np.uint8) for data in photos]
     figures = {"pipeline_one_opencv_thread_ms": cpu_ms(pipeline, repeat) / len(photos)}
     cv2.setNumThreads(os.cpu_count() or 1)
-    figures[f"pipeline_{cv2.getNumThreads()}_opencv_threads_ms"] = cpu_ms(pipeline, repeat) / len(
-        photos
-    )
+    threads = cv2.getNumThreads()
+    figures[f"pipeline_{threads}_opencv_threads_ms"] = cpu_ms(pipeline, repeat) / len(photos)
     cv2.setNumThreads(1)
     default = [cpu_ms(lambda m=m: cv2.connectedComponentsWithStats(m, connectivity=8), repeat)
                for m in masks]  # fmt: skip
