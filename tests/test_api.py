@@ -15,8 +15,9 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from app.main import create_app
-from app.schemas import BatchPrediction, ModelInfo, Prediction
+from app.schemas import EXAMPLE_PREDICTION, EXAMPLE_READING, BatchPrediction, ModelInfo, Prediction
 from app.settings import Settings
+from training.numbers import make_number
 
 Encode = Callable[..., bytes]
 PNG = {"Content-Type": "image/png"}
@@ -501,6 +502,32 @@ def test_demo_page_and_static_files_are_served(client: TestClient) -> None:
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     assert client.get("/static/index.html").text == page.text
     assert "/" not in client.get("/openapi.json").json()["paths"]
+
+
+def same_answer(got: Any, documented: Any) -> bool:
+    """Equal, floats to within onnxruntime's last bits between builds."""
+    if isinstance(documented, dict):
+        return got.keys() == documented.keys() and all(
+            same_answer(got[k], documented[k]) for k in documented
+        )
+    if isinstance(documented, list):
+        return len(got) == len(documented) and all(map(same_answer, got, documented))
+    if isinstance(documented, float):
+        return got == pytest.approx(documented, rel=1e-4, abs=1e-30)
+    return bool(got == documented)
+
+
+def test_openapi_examples_are_what_the_service_answers(
+    client: TestClient, mnist_test, encode
+) -> None:
+    images, labels = mnist_test
+    prediction = client.post("/predict", content=encode(images[0]),
+                             headers={"content-type": "image/png"}).json()  # fmt: skip
+    assert same_answer(prediction, EXAMPLE_PREDICTION)
+    number = make_number(images, labels, 3, np.random.default_rng(2026))
+    reading = client.post("/read", content=encode(number.image),
+                          headers={"content-type": "image/png"}).json()  # fmt: skip
+    assert same_answer(reading, EXAMPLE_READING)
 
 
 def test_openapi_documents_bodies_examples_and_errors(client: TestClient) -> None:
