@@ -15,7 +15,8 @@ settings) and runs each case of bounded count and time, printing one JSON line p
   interleaved rounds of each; the figure is the median round's ratio.
 - batch_rss: four parallel /predict/batch requests, each with one heavy WebP; the figure is
   the peak resident memory of the server and its child processes together (their RSS summed,
-  which counts the pages they share more than once). batch_rss_at_limit: the same with the
+  which counts the pages they share more than once), and before it their memory idle, RSS and
+  PSS (each page once, shared ones split among the processes). batch_rss_at_limit: the same with the
   largest WebP the default limits decode (2800×2800), plus four parallel 10 MiB bodies.
 - int32_tiff: a 28×28 TIFF of 32-bit integers among 31 concurrent valid /predict requests,
   10 rounds; the figure is how many valid requests did not get 200.
@@ -113,12 +114,15 @@ def process_tree(pid: int) -> list[int]:
     return pids
 
 
-def tree_rss_kib(pid: int) -> int:
+def tree_rss_kib(pid: int, field: str = "VmRSS", source: str = "status") -> int:
+    """A process's and its descendants' resident memory summed: RSS (each shared page counted
+    in every process that maps it), or with field="Pss", source="smaps_rollup" each page once,
+    shared ones split among their processes (what a container's memory limit counts)."""
     total = 0
     for member in process_tree(pid):
         try:
-            for line in Path(f"/proc/{member}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
+            for line in Path(f"/proc/{member}/{source}").read_text().splitlines():
+                if line.startswith(f"{field}:"):
                     total += int(line.split()[1])
         except FileNotFoundError:
             pass
@@ -287,7 +291,8 @@ def legit_rate(server: Server, work: Path, heavy: bytes, seconds: int,
 
 @contextmanager
 def rss_sampler(pid: int) -> Iterator[dict[str, int]]:
-    peak = {"before_kib": tree_rss_kib(pid), "peak_kib": 0}
+    pss = tree_rss_kib(pid, "Pss", "smaps_rollup")
+    peak = {"before_kib": tree_rss_kib(pid), "before_pss_kib": pss, "peak_kib": 0}
     stop = threading.Event()
 
     def sample() -> None:
