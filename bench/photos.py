@@ -29,11 +29,14 @@ def main() -> None:
     parser.add_argument("--per-condition", type=int, default=150)
     parser.add_argument("--non-digits", type=int, default=700)
     parser.add_argument("--drawings", type=int, default=2000, help="MNIST test digits drawn large")
+    parser.add_argument("--size", type=_size, default=None,
+                        help="photos' WIDTHxHEIGHT (default training.photos.SIZE)")  # fmt: skip
     parser.add_argument("--code", type=Path, default=HERE)
     parser.add_argument("--model", type=Path, default=HERE / "model" / "lenet5.onnx")
     parser.add_argument("--mnist", type=Path, default=HERE.parent.parent / "shared/data/mnist")
     args = parser.parse_args()
     photos = _load("photos_generator", HERE / "training" / "photos.py")
+    photos.SIZE = args.size or photos.SIZE
     sys.path.insert(0, str(args.code))
     from app.errors import NoInkError
     from app.predictor import Predictor
@@ -43,7 +46,7 @@ def main() -> None:
     images = read_idx(args.mnist / "t10k-images-idx3-ubyte.gz", "t10k-images-idx3-ubyte")
     labels = read_idx(args.mnist / "t10k-labels-idx1-ubyte.gz", "t10k-labels-idx1-ubyte")
     rng = np.random.default_rng(12)
-    print(f"pipeline of {args.code}")
+    print(f"pipeline of {args.code}, photos of {photos.SIZE[0]}×{photos.SIZE[1]}")
     print(f"{'condition':32} {'right':>7} {'right&kept':>10} {'rejected':>8} {'no ink':>7}")
     totals = np.zeros(4)
     start = time.perf_counter()
@@ -84,6 +87,11 @@ def main() -> None:
         row = _score(predictor, uploads, labels[pick], NoInkError)
         print(f"{name:32} " + _row(row) + f"   ({len(uploads)} digits)")
     print(f"\n{time.perf_counter() - start:.0f} s")
+
+
+def _size(text: str) -> tuple[int, int]:
+    width, _, height = text.partition("x")
+    return int(width), int(height)
 
 
 def _score(predictor, uploads, truth, no_ink) -> np.ndarray:

@@ -32,6 +32,7 @@ from app.predictor import Predictor
 from app.reading import frame_pieces, pen_change, reading, segment_upload
 from app.reading.graph import PIECE_COST, Geometry
 from app.reading.segment import Piece, candidates
+from training import photos
 from training.mnist import load, prepare, read_idx
 from training.numbers import Number, edits, make_number, make_numbers, photograph
 
@@ -82,6 +83,11 @@ def table(numbers: list[Number], texts: list[str]) -> dict[str, list[float]]:
     return rows
 
 
+def photo_size(text: str) -> tuple[int, int]:
+    width, _, height = text.partition("x")
+    return int(width), int(height)
+
+
 def accuracy(args: argparse.Namespace) -> None:
     """The table on a canvas, then on photographed paper: the same numbers, photographed."""
     predictor = Predictor.load(args.model)
@@ -102,6 +108,8 @@ def accuracy(args: argparse.Namespace) -> None:
         f"{name} {own[name][1]:.1%}" for name in ("all", "separate", "touching")))  # fmt: skip
     report("canvas", numbers, [png(n.image) for n in numbers], predictor)
     if args.photos:
+        photos.SIZE = args.photo_size or photos.SIZE
+        print(f"\nphotos of {photos.SIZE[0]}×{photos.SIZE[1]}")
         rng = np.random.default_rng([args.seed, 1])
         report("photo", numbers, [photograph(n, rng) for n in numbers], predictor)
 
@@ -219,6 +227,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--photos", action=argparse.BooleanOptionalAction, default=True,
                         help="accuracy on photographed paper too")  # fmt: skip
+    parser.add_argument("--photo-size", type=photo_size, default=None,
+                        help="the photos' WIDTHxHEIGHT (default training.photos.SIZE)")  # fmt: skip
     parser.add_argument("--top", type=int, default=12, help="settings the sweep prints")
     parser.add_argument("--data-dir", type=Path, default=MNIST)
     parser.add_argument("--model", type=Path, default=MODEL)

@@ -16,7 +16,8 @@ import cv2
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-# Photo size (width, height) the digits are drawn at: a phone's photo reduced, 0.7 MP.
+# Photo size (width, height) the digits are drawn at: a phone's photo reduced, 0.7 MP. Read
+# when a sheet is made, so a report may draw them at another size (bench/photos.py --size).
 SIZE = (960, 720)
 INKS = {
     "black": (35, 35, 45),
@@ -37,8 +38,8 @@ class Sheet:
     png: bool = False
 
 
-def paper(rng: np.random.Generator, size: tuple[int, int] = SIZE) -> Sheet:
-    width, height = size
+def paper(rng: np.random.Generator, size: tuple[int, int] | None = None) -> Sheet:
+    width, height = size or SIZE
     tint = rng.uniform(225, 248) + rng.uniform(-6, 6, 3)
     return Sheet(np.broadcast_to(tint, (height, width, 3)).astype(np.float32).copy())
 
