@@ -25,17 +25,17 @@ HERE = Path(__file__).resolve().parents[1]
 
 
 def main() -> None:
+    photos = _load("photos_generator", HERE / "training" / "photos.py")
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--per-condition", type=int, default=150)
     parser.add_argument("--non-digits", type=int, default=700)
     parser.add_argument("--drawings", type=int, default=2000, help="MNIST test digits drawn large")
-    parser.add_argument("--size", type=_size, default=None,
+    parser.add_argument("--size", type=photos.size_of, default=None,
                         help="photos' WIDTHxHEIGHT (default training.photos.SIZE)")  # fmt: skip
     parser.add_argument("--code", type=Path, default=HERE)
     parser.add_argument("--model", type=Path, default=HERE / "model" / "lenet5.onnx")
     parser.add_argument("--mnist", type=Path, default=HERE.parent.parent / "shared/data/mnist")
     args = parser.parse_args()
-    photos = _load("photos_generator", HERE / "training" / "photos.py")
     photos.SIZE = args.size or photos.SIZE
     sys.path.insert(0, str(args.code))
     from app.errors import NoInkError
@@ -87,11 +87,6 @@ def main() -> None:
         row = _score(predictor, uploads, labels[pick], NoInkError)
         print(f"{name:32} " + _row(row) + f"   ({len(uploads)} digits)")
     print(f"\n{time.perf_counter() - start:.0f} s")
-
-
-def _size(text: str) -> tuple[int, int]:
-    width, _, height = text.partition("x")
-    return int(width), int(height)
 
 
 def _score(predictor, uploads, truth, no_ink) -> np.ndarray:

@@ -83,11 +83,6 @@ def table(numbers: list[Number], texts: list[str]) -> dict[str, list[float]]:
     return rows
 
 
-def photo_size(text: str) -> tuple[int, int]:
-    width, _, height = text.partition("x")
-    return int(width), int(height)
-
-
 def accuracy(args: argparse.Namespace) -> None:
     """The table on a canvas, then on photographed paper: the same numbers, photographed."""
     predictor = Predictor.load(args.model)
@@ -227,7 +222,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--photos", action=argparse.BooleanOptionalAction, default=True,
                         help="accuracy on photographed paper too")  # fmt: skip
-    parser.add_argument("--photo-size", type=photo_size, default=None,
+    parser.add_argument("--photo-size", type=photos.size_of, default=None,
                         help="the photos' WIDTHxHEIGHT (default training.photos.SIZE)")  # fmt: skip
     parser.add_argument("--top", type=int, default=12, help="settings the sweep prints")
     parser.add_argument("--data-dir", type=Path, default=MNIST)

@@ -38,6 +38,12 @@ class Sheet:
     png: bool = False
 
 
+def size_of(text: str) -> tuple[int, int]:
+    """A photo size written WIDTHxHEIGHT, as the reports take it."""
+    width, _, height = text.partition("x")
+    return int(width), int(height)
+
+
 def paper(rng: np.random.Generator, size: tuple[int, int] | None = None) -> Sheet:
     width, height = size or SIZE
     tint = rng.uniform(225, 248) + rng.uniform(-6, 6, 3)
