@@ -18,7 +18,15 @@ from app.errors import (
     http_status,
 )
 from app.imaging import decode, frames_to_inputs, to_model_input, to_model_inputs
-from app.imaging.clean import RULE_LENGTH, _histogram, _may_hold_a_line, _median, _repeated, clean
+from app.imaging.clean import (
+    RULE_LENGTH,
+    _histogram,
+    _may_hold_a_line,
+    _median,
+    _repeated,
+    _shadow_edge,
+    clean,
+)
 from app.imaging.decode import _grey, _plain_grey_png, decode_scaled
 from app.imaging.locate import labelled
 from model.spec import INPUT as DEFAULT_SPEC
@@ -683,3 +691,19 @@ def test_components_are_labelled_as_opencvs_default_labels_them(share: float) ->
     assert count == expected > 100
     assert np.array_equal(labels, expected_labels)
     assert np.array_equal(stats, expected_stats)
+
+
+@pytest.mark.parametrize("degrees", [13.5, 40.25, 101.75])
+def test_a_shadows_edge_is_found_to_a_fraction_of_a_degree(degrees: float) -> None:
+    """Found at half resolution and fitted to its edge pixels: closer than the transform's own
+    one-degree steps, so a hard shadow is lit back without leaving a sliver of its edge."""
+    theta = np.radians(degrees)
+    ys, xs = np.mgrid[0:192, 0:256].astype(np.float64)
+    rho = 128 * np.cos(theta) + 96 * np.sin(theta)  # through the image's centre
+    beyond = xs * np.cos(theta) + ys * np.sin(theta) > rho
+    reduced = np.where(beyond, 120, 220).astype(np.uint8)
+    found = _shadow_edge(reduced)
+    assert found is not None
+    found_rho, found_theta = found
+    assert abs(np.degrees(found_theta) - degrees) < 0.25, np.degrees(found_theta)
+    assert abs(found_rho - rho) < 1.0, (found_rho, rho)
