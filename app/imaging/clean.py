@@ -312,10 +312,10 @@ def _fitted(pixels: np.ndarray, rho: float, theta: float, up: float) -> tuple[fl
     near = pixels[np.abs(pixels @ normal - rho) <= 2]
     if len(near) >= 2:
         dx, dy, x, y = cv2.fitLine(near, cv2.DIST_L2, 0, 0.01, 0.01).ravel().tolist()
-        theta = float(np.arctan2(dx, -dy))  # the normal to the direction (dx, dy)
+        # The fitted line's normal, on the side of the transform's.
+        sign = 1.0 if normal @ np.array([-dy, dx], np.float32) >= 0 else -1.0
+        theta = float(np.arctan2(sign * dx, -sign * dy))
         rho = x * np.cos(theta) + y * np.sin(theta)
-        if rho < 0:
-            rho, theta = -rho, theta + np.pi if theta < 0 else theta - np.pi
     # A half's pixel centre x' is at up (x' + 1/2) - 1/2 in the reduced image.
     return up * rho + (up - 1) / 2 * (np.cos(theta) + np.sin(theta)), theta
 
