@@ -1,5 +1,6 @@
 """app.imaging on real MNIST test digits, re-encoded the ways users upload them."""
 
+import importlib
 import io
 import struct
 import zlib
@@ -31,6 +32,10 @@ from app.imaging.decode import _grey, _plain_grey_png, decode_scaled
 from app.imaging.locate import labelled
 from model.spec import INPUT as DEFAULT_SPEC
 from model.spec import InputSpec
+from training.numbers import make_number
+
+# The module, not the function the package exports under its name.
+clean_module = importlib.import_module("app.imaging.clean")
 
 Digit = np.ndarray  # uint8 (28, 28), white ink on black, as MNIST stores it
 
@@ -632,6 +637,28 @@ def test_clean_skips_the_hough_transform_only_where_it_finds_no_line() -> None:
         skipped += not may
         found += has_lines
     assert skipped and found  # both cases happen: small digits skip it, rules do not
+
+
+def test_rule_removal_takes_no_ink_from_numbers_on_a_plain_canvas(
+    mnist_test, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A line of digits spans the image's width: the whole mask's transform finds straight
+    # runs along its strokes, and the band drawn round them took the strokes' thinner ends
+    # wherever no rule stood clear of the strokes.
+    images, labels = mnist_test
+    rules = clean_module._rules
+    taken: list[int] = []
+    monkeypatch.setattr(clean_module, "_rules", lambda mask: _spied(rules(mask), taken))
+    rng = np.random.default_rng(7)
+    for _ in range(100):
+        clean(make_number(images, labels, int(rng.integers(1, 11)), rng).image)
+    assert len(taken) > 90  # all but the smallest images, which have no rules to look for
+    assert sum(count > 0 for count in taken) <= 2
+
+
+def _spied(found: np.ndarray, counts: list[int]) -> np.ndarray:
+    counts.append(int(found.sum()))
+    return found
 
 
 def scanned(digit: Digit, side: int) -> np.ndarray:

@@ -11,7 +11,8 @@ filter). Then, when the paper is one level (its class of Otsu's split is tight),
 that level, as for any clean image; otherwise the paper is estimated around every pixel (a
 grey-level closing on a reduced image, which removes the strokes and keeps the light) and
 divided out. Long thin straight structures (printed rules, a grid) are then removed unless a
-stroke thicker than they are crosses them, and so are specks.
+stroke thicker than they are crosses them, where some of them stand clear of the strokes; and
+so are specks.
 """
 
 from dataclasses import dataclass
@@ -399,20 +400,30 @@ def _rules(mask: np.ndarray) -> np.ndarray:
     found = np.zeros_like(binary)
     if not _may_hold_a_line(binary, length, length // 8):
         return found.astype(bool)
-    lines = cv2.HoughLinesP(
-        binary, 1, np.pi / 180, threshold=length // 2, minLineLength=length, maxLineGap=length // 8
-    )
-    if lines is None:
-        return found.astype(bool)
-    thickness = max(2, round(min(height, width) / 150))
-    for x1, y1, x2, y2 in lines.reshape(-1, 4):
-        cv2.line(found, (int(x1), int(y1)), (int(x2), int(y2)), 255, 2 * thickness + 1)
     # A pen's stroke is thicker than a printed line: what survives an opening wider than the
     # line is a stroke, kept where it crosses one.
+    thickness = max(2, round(min(height, width) / 150))
     side = 2 * thickness + 1
     strokes = cv2.morphologyEx(binary, cv2.MORPH_OPEN, np.ones((side, side), np.uint8))
     strokes = cv2.dilate(strokes, np.ones((3, 3), np.uint8))
+    # Paper with rules has some of them clear of the strokes: looked for there first, which
+    # costs a fraction of the whole mask's transform where a large digit is all there is. The
+    # whole mask's then finds the rules' full length, across the strokes.
+    thin = np.where(strokes == 0, binary, np.uint8(0))
+    if not len(_segments(thin, length)):
+        return found.astype(bool)
+    for x1, y1, x2, y2 in _segments(binary, length):
+        cv2.line(found, (int(x1), int(y1)), (int(x2), int(y2)), 255, 2 * thickness + 1)
     return (found > 0) & (strokes == 0)
+
+
+def _segments(binary: np.ndarray, length: int) -> np.ndarray:
+    """Straight segments at least `length` long in the mask (cv2.HoughLinesP), as rows of
+    x1, y1, x2, y2."""
+    lines = cv2.HoughLinesP(
+        binary, 1, np.pi / 180, threshold=length // 2, minLineLength=length, maxLineGap=length // 8
+    )
+    return np.empty((0, 4), np.int32) if lines is None else lines.reshape(-1, 4)
 
 
 def _may_hold_a_line(binary: np.ndarray, length: int, gap: int) -> bool:
