@@ -29,7 +29,7 @@ from app.imaging.clean import (
     clean,
 )
 from app.imaging.decode import _grey, _plain_grey_png, decode_scaled
-from app.imaging.locate import labelled
+from app.imaging.locate import labelled, parts_of
 from model.spec import INPUT as DEFAULT_SPEC
 from model.spec import InputSpec
 from training.numbers import make_number
@@ -654,6 +654,20 @@ def test_rule_removal_takes_no_ink_from_numbers_on_a_plain_canvas(
         clean(make_number(images, labels, int(rng.integers(1, 11)), rng).image)
     assert len(taken) > 90  # all but the smallest images, which have no rules to look for
     assert sum(count > 0 for count in taken) <= 2
+
+
+@pytest.mark.parametrize("specks", [0, 3])
+def test_clean_gives_the_components_of_the_ink_it_returns(digits: np.ndarray, specks: int) -> None:
+    for digit in digits[:5]:
+        page = np.asarray(on_paper(digit, 300)).copy()
+        for k in range(specks):  # dots far from the digit, which the cleaning drops
+            page[10 + 40 * k : 13 + 40 * k, 10:13] = 0
+        cleaned = clean(page)
+        expected = parts_of(cleaned.ink > 0)
+        assert cleaned.parts is not None
+        np.testing.assert_array_equal(cleaned.parts.labels, expected.labels)
+        np.testing.assert_array_equal(cleaned.parts.stats, expected.stats)
+        assert not cleaned.ink[10 : 13 + 40 * specks, 10:13].any()
 
 
 def _spied(found: np.ndarray, counts: list[int]) -> np.ndarray:

@@ -97,7 +97,7 @@ def to_frame(
 
 def read_digit(ink: Ink, spec: InputSpec = INPUT) -> tuple[np.ndarray, list[int]]:
     """locate and frame: the digit's frame and its box in the uploaded image's pixels."""
-    alone, box = digit(ink.ink)
+    alone, box = digit(ink.ink, ink.parts)
     if not box.w:
         raise NoInkError("the image contains no ink: it looks blank")
     return frame_ink(alone, spec), _scaled_box(box, ink.scale)

@@ -22,7 +22,7 @@ import numpy as np
 
 from app.errors import NoInkError
 from app.imaging.decode import MIN_CONTRAST
-from app.imaging.locate import labelled
+from app.imaging.locate import Parts, labelled, parts_of
 
 # Longest side of the working image: a digit 15% of a photo's height is still ~60 px there.
 WORK_SIDE = 512
@@ -75,10 +75,12 @@ MIN_INK_AREA = 2e-4
 @dataclass(frozen=True)
 class Ink:
     """Ink strengths at working resolution (float32, 0 = paper, up to 1 = the strongest
-    stroke) and the uploaded image's pixels per working pixel."""
+    stroke), the uploaded image's pixels per working pixel, and the ink's components when the
+    cleaning found them (locating the digit or the cuts then labels the ink once less)."""
 
     ink: np.ndarray
     scale: float
+    parts: Parts | None = None
 
 
 def clean(grey: np.ndarray, scale: float = 1.0) -> Ink:
@@ -115,9 +117,11 @@ def clean(grey: np.ndarray, scale: float = 1.0) -> Ink:
         raise NoInkError("the image contains no ink: it looks blank")
     peak = float(contrast.max())
     mask = contrast > NOISE_FRACTION * peak
-    if not small:
+    if small:
+        parts = parts_of(mask)
+    else:
         mask &= ~_rules(mask)
-        mask = _without_specks(mask)
+        mask, parts = _without_specks(mask)
     if not mask.any() or (not small and mask.mean() < MIN_INK_AREA):
         raise NoInkError("the image contains no ink: only paper, lines or specks")
     if _strongest(depth * mask) < MIN_CONTRAST:
@@ -125,7 +129,8 @@ def clean(grey: np.ndarray, scale: float = 1.0) -> Ink:
     peak = float(contrast[mask].max())
     noise = NOISE_FRACTION * peak
     ink = np.clip((contrast - noise) / (peak - noise), 0, 1) * mask
-    return Ink(ink.astype(np.float32), scale)
+    # Every pixel of the mask keeps some ink: the ink's components are the mask's.
+    return Ink(ink.astype(np.float32), scale, parts)
 
 
 def _at_own_resolution(grey: np.ndarray, scale: float) -> tuple[np.ndarray, float]:
@@ -456,12 +461,15 @@ def _longest_run(occupied: np.ndarray, gap: int) -> int:
     return int((ends - starts + 1).max())
 
 
-def _without_specks(mask: np.ndarray) -> np.ndarray:
-    """The mask without components far smaller than its largest one."""
-    count, labels, stats = labelled(mask.astype(np.uint8))
-    if count <= 1:
-        return mask
+def _without_specks(mask: np.ndarray) -> tuple[np.ndarray, Parts]:
+    """The mask without components far smaller than its largest one, and its components."""
+    count, labels, stats = labelled(mask.view(np.uint8))
     areas = stats[1:, cv2.CC_STAT_AREA]
-    keep = np.zeros(count, bool)
-    keep[1:] = areas >= SPECK_FRACTION * areas.max()
-    return keep[labels]
+    kept = areas >= SPECK_FRACTION * areas.max(initial=0)
+    if kept.all():  # most photos: the cleaning has left no specks
+        return mask, Parts(labels, stats[1:])
+    # The components kept, numbered in the order they had.
+    new = np.zeros(count, np.int32)
+    new[1:][kept] = np.arange(1, int(kept.sum()) + 1, dtype=np.int32)
+    labels = np.take(new, labels)
+    return labels > 0, Parts(labels, stats[1:][kept])

@@ -35,6 +35,20 @@ class Components(NamedTuple):
     areas: list[int]
 
 
+class Parts(NamedTuple):
+    """The 8-connected components of a mask, as labelled() finds them: labels (0 = paper, i
+    for stats[i - 1]) and each component's stats (cv2's CC_STAT columns)."""
+
+    labels: np.ndarray
+    stats: np.ndarray
+
+
+def parts_of(mask: np.ndarray) -> Parts:
+    """The components of a bool or uint8 mask."""
+    _, labels, stats = labelled(mask.view(np.uint8))
+    return Parts(labels, stats[1:])
+
+
 def labelled(binary: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
     """cv2.connectedComponentsWithStats of a uint8 mask, 8-connected: the number of labels
     (paper included), the labels and each label's stats. By Grana's block-based algorithm, which
@@ -46,11 +60,11 @@ def labelled(binary: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
     return count, labels, stats
 
 
-def components(ink: np.ndarray) -> Components:
-    """The 8-connected components of the ink."""
-    _, labels, stats = labelled((ink > 0).astype(np.uint8))
-    boxes = [Box(*map(int, row[:4])) for row in stats[1:]]
-    return Components(labels, boxes, [int(a) for a in stats[1:, cv2.CC_STAT_AREA]])
+def components(ink: np.ndarray, parts: Parts | None = None) -> Components:
+    """The 8-connected components of the ink; `parts`, when the cleaning found them already."""
+    labels, stats = parts if parts is not None else parts_of(ink > 0)
+    boxes = [Box(*map(int, row[:4])) for row in stats]
+    return Components(labels, boxes, [int(a) for a in stats[:, cv2.CC_STAT_AREA]])
 
 
 def group(parts: Components) -> list[int]:
@@ -79,9 +93,10 @@ def locate(ink: np.ndarray) -> Box:
     return digit(ink)[1]
 
 
-def digit(ink: np.ndarray) -> tuple[np.ndarray, Box]:
-    """The digit's ink alone (other components cleared), cropped to its box, and that box."""
-    parts = components(ink)
+def digit(ink: np.ndarray, found: Parts | None = None) -> tuple[np.ndarray, Box]:
+    """The digit's ink alone (other components cleared), cropped to its box, and that box;
+    `found`: the ink's components, when the cleaning found them already."""
+    parts = components(ink, found)
     members = group(parts)
     if not members:
         return ink[:0, :0], Box(0, 0, 0, 0)

@@ -58,7 +58,7 @@ def segment(
     cleaned = clean(grey, scale)
     ink, scale = cleaned.ink, cleaned.scale
     preview = ink_view(ink) if explain else None
-    found = candidates(ink, cut=cut, max_run=None if cut else 1)
+    found = candidates(ink, cut=cut, max_run=None if cut else 1, parts=cleaned.parts)
     change = pen_change(ink, found.height)
     frames = frame_pieces(ink, found.pieces, spec, change, len(found.primitives))
     return Segmentation(

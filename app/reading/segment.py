@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 
 from app.errors import MultipleLinesError, NoInkError
-from app.imaging.locate import labelled
+from app.imaging.locate import Parts, parts_of
 
 # A component no larger than this share of the line's height is a speck, not a stroke.
 SPECK = 0.15
@@ -71,13 +71,14 @@ class _Primitive:
     box: tuple[int, int, int, int]  # x, y, w, h of its ink
 
 
-def candidates(ink: np.ndarray, cut: bool = True, max_run: int | None = MAX_RUN) -> Candidates:
+def candidates(
+    ink: np.ndarray, cut: bool = True, max_run: int | None = MAX_RUN, parts: Parts | None = None
+) -> Candidates:
     """The candidate pieces of the one line of digits in `ink`; without `cut`, each connected
-    component is a primitive whole, as a reader that does not search cuts sees it.
-    NoInkError when only specks are left, MultipleLinesError for a second line."""
-    binary = (ink > 0).view(np.uint8)
-    _, labels, stats = labelled(binary)
-    stats = stats[1:]  # label 0 is the paper
+    component is a primitive whole, as a reader that does not search cuts sees it; `parts`:
+    the ink's components, when the cleaning found them already. NoInkError when only specks
+    are left, MultipleLinesError for a second line."""
+    labels, stats = parts if parts is not None else parts_of(ink > 0)
     if not len(stats):
         raise NoInkError("the image contains no ink: it looks blank")
     heights = stats[:, cv2.CC_STAT_HEIGHT]
