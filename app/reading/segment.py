@@ -69,6 +69,7 @@ class _Primitive:
     x0: int  # columns x0 … x1 - 1 of its component
     x1: int
     box: tuple[int, int, int, int]  # x, y, w, h of its ink
+    mask: np.ndarray  # its ink over its box
 
 
 def candidates(
@@ -98,10 +99,11 @@ def candidates(
         for a, b in zip([0, *at], [*at, w], strict=True):
             part = inside[:, a:b]
             rows = np.flatnonzero(part.any(axis=1))
-            box = (x + a, y + int(rows[0]), b - a, int(rows[-1] - rows[0] + 1))
-            primitives.append(_Primitive(label, x + a, x + b, box))
+            top, bottom = int(rows[0]), int(rows[-1]) + 1
+            box = (x + a, y + top, b - a, bottom - top)
+            primitives.append(_Primitive(label, x + a, x + b, box, part[top:bottom]))
     primitives.sort(key=lambda p: p.box[0] + p.box[2] / 2)
-    pieces = _pieces(labels, primitives, height, max_run or MAX_RUN)
+    pieces = _pieces(primitives, height, max_run or MAX_RUN)
     return Candidates([p.box for p in primitives], sorted(cuts), pieces, height)
 
 
@@ -161,9 +163,7 @@ def _minima(signal: np.ndarray, radius: int) -> np.ndarray:
     return np.flatnonzero(at)
 
 
-def _pieces(
-    labels: np.ndarray, primitives: list[_Primitive], height: float, max_run: int
-) -> list[Piece]:
+def _pieces(primitives: list[_Primitive], height: float, max_run: int) -> list[Piece]:
     """Every run of 1 … max_run consecutive primitives narrow and compact enough to be one digit."""
     pieces = []
     for first in range(len(primitives)):
@@ -179,7 +179,8 @@ def _pieces(
             window = (slice(y0, y1), slice(x0, x1))
             mask = np.zeros((y1 - y0, x1 - x0), bool)
             for p in run:
-                mask[:, p.x0 - x0 : p.x1 - x0] |= labels[y0:y1, p.x0 : p.x1] == p.label
+                top = p.box[1] - y0
+                mask[top : top + p.box[3], p.x0 - x0 : p.x1 - x0] |= p.mask
             box = (x0, y0, x1 - x0, y1 - y0)
             pieces.append(Piece(first, last, box, window, mask, gap, _apart(run)))
     return pieces
