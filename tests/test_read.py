@@ -13,6 +13,7 @@ from app.errors import RequestError
 from app.imaging.frame import frames_to_inputs
 from app.predictor import Predictor
 from app.reading import reading, segment, segment_upload
+from app.reading.segment import _minima
 from app.schemas import Prediction, Reading
 from model.cli import main as lenet5
 from training import numbers as numbers_module
@@ -267,3 +268,17 @@ def test_predict_schema_still_validates_a_reading_digit(
                        headers={"content-type": "image/png"}).json()  # fmt: skip
     for digit in body["digits"]:
         Prediction.model_validate(digit | {"version": body["version"], "sha256": body["sha256"]})
+
+
+def test_cut_minima_are_the_lowest_columns_within_the_radius() -> None:
+    rng = np.random.default_rng(3)
+    for _ in range(300):
+        signal = rng.integers(0, 6, int(rng.integers(1, 60))).astype(np.float32)
+        radius = int(rng.integers(1, 12))
+        expected = [
+            i
+            for i, value in enumerate(signal)
+            if value <= signal[max(0, i - radius) : i + radius + 1].min()
+            and (i == 0 or value < signal[i - 1])
+        ]
+        assert _minima(signal, radius).tolist() == expected

@@ -155,9 +155,11 @@ def _cuts(inside: np.ndarray, height: float) -> list[int]:
 def _minima(signal: np.ndarray, radius: int) -> np.ndarray:
     """Columns where `signal` is lowest within `radius` on either side (the first of a flat
     run)."""
-    padded = np.pad(signal, radius, mode="edge")
-    window = np.lib.stride_tricks.sliding_window_view(padded, 2 * radius + 1)
-    lowest = window.min(axis=1)
+    # A grey-level erosion of the one-row image, its ends repeated: numpy's sliding windows
+    # cost ten times as much on signals this short.
+    kernel = np.ones((1, 2 * radius + 1), np.uint8)
+    row = np.ascontiguousarray(signal, np.float32).reshape(1, -1)
+    lowest = cv2.erode(row, kernel, borderType=cv2.BORDER_REPLICATE).ravel()
     at = signal <= lowest
     at[1:] &= signal[1:] < signal[:-1]
     return np.flatnonzero(at)
