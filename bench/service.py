@@ -233,14 +233,15 @@ def start_server(
     log: Path | None = None,
     launcher: list[str] | None = None,
     env: dict[str, str] | None = None,
+    cwd: Path = REPO,
 ) -> subprocess.Popen:
-    """`lenet5 serve` on `port`, started by `launcher` (default: python -m model.cli), with the
-    default access log into `log`, or none; `env` adds to its environment (settings)."""
+    """`lenet5 serve` on `port`, started by `launcher` (default: python -m model.cli) in `cwd`,
+    with the default access log into `log`, or none; `env` adds to its environment (settings)."""
     command = [*(launcher or [sys.executable, "-m", CLI]), "serve", "--host", "127.0.0.1",
                "--port", str(port), "--workers", "1"]  # fmt: skip
     command += [] if log else ["--no-access-log"]
     with open(log or os.devnull, "wb") as out:
-        server = subprocess.Popen(command, cwd=REPO, stdout=out, stderr=subprocess.DEVNULL,
+        server = subprocess.Popen(command, cwd=cwd, stdout=out, stderr=subprocess.DEVNULL,
                                   env=os.environ | (env or {}))  # fmt: skip
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:

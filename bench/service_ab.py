@@ -16,17 +16,14 @@ CPU per request (the server's and its decoders') are reported per checkout.
 
 import argparse
 import json
-import os
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
-import httpx
 import service  # bench/, beside this script
 
 REPO = Path(__file__).resolve().parent.parent
@@ -35,21 +32,11 @@ REPO = Path(__file__).resolve().parent.parent
 def serve(tree: Path, decoders: int) -> tuple[subprocess.Popen, str]:
     """The checkout in `tree` serving on a free port, once it is ready."""
     port = service.free_port()
-    command = [sys.executable, "-m", service.CLI, "serve", "--host", "127.0.0.1",
-               "--port", str(port), "--workers", "1", "--no-access-log"]  # fmt: skip
-    env = os.environ | {"PYTHONPATH": str(tree), "LENET5_DECODE_WORKERS": str(decoders)}
-    server = subprocess.Popen(command, cwd=tree, env=env, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/ready", timeout=2).status_code == 200:
-                return server, url
-        except httpx.TransportError:
-            time.sleep(0.2)
-    server.kill()
-    raise SystemExit(f"the server of {tree} did not become ready")
+    env = {"PYTHONPATH": str(tree), "LENET5_DECODE_WORKERS": str(decoders)}
+    launcher = [sys.executable, "-m", service.CLI]
+    return service.start_server(
+        port, launcher=launcher, env=env, cwd=tree
+    ), f"http://127.0.0.1:{port}"
 
 
 def compare(
