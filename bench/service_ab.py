@@ -76,19 +76,19 @@ def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
     cpu = [row["server_and_decoders_cpu_us_per_request"] / 1e3 for row in rows]
     loads = [row["loadavg_1min"] for row in rows]
     rate, cost = statistics.median(rates), statistics.median(cpu)
+    errors = sum(row["errors"] for row in rows)
     return {
         "requests_per_s": rate,
         "cpu_ms_per_request": cost,
-        "errors": sum(row["errors"] for row in rows),
+        "errors": errors,
         "rounds": {"requests_per_s": rates, "cpu_ms_per_request": cpu, "load_average": loads},
         "line": f"{rate:.1f} req/s (rounds {min(rates):.1f}–{max(rates):.1f}), "
-        f"CPU {cost:.1f} ms/request, {sum(row['errors'] for row in rows)} errors, "
-        f"load {min(loads):.1f}–{max(loads):.1f}",
+        f"CPU {cost:.1f} ms/request, {errors} errors, load {min(loads):.1f}–{max(loads):.1f}",
     }
 
 
 def commit(tree: Path) -> str:
-    """The checkout's commit, marked when its files differ from it."""
+    """The checkout's commit, marked when its app/ differs from it (the code served)."""
     head = subprocess.run(["git", "-C", str(tree), "rev-parse", "--short", "HEAD"],
                           capture_output=True, text=True).stdout.strip()  # fmt: skip
     changed = subprocess.run(["git", "-C", str(tree), "status", "--porcelain", "--", "app"],
