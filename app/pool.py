@@ -168,14 +168,16 @@ async def prepare(
     inputs: list[np.ndarray] = []
     errors: dict[int, RequestError] = {}
     boxes: list[list[int]] = []
+    low_resolution: list[bool] = []
     inks: list[dict[str, Any]] = []
     for group in groups:
         part = await pool.run(to_model_inputs, [uploads[i] for i in group], *limits, explain)
         errors.update({group[i]: error for i, error in part.errors.items()})
         inputs.append(part.inputs)
         boxes.extend(part.boxes)
+        low_resolution.extend(part.low_resolution)
         inks.extend(part.inks or ())
     spec = limits[0]
     empty = np.empty((0, 1, spec.size, spec.size), np.float32)
     batch = np.concatenate(inputs) if inputs else empty
-    return Prepared(batch, errors, boxes, inks if explain else None)
+    return Prepared(batch, errors, boxes, low_resolution, inks if explain else None)

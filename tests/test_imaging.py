@@ -33,6 +33,7 @@ from app.imaging.locate import labelled, parts_of
 from model.spec import INPUT as DEFAULT_SPEC
 from model.spec import InputSpec
 from training.numbers import make_number
+from training.photos import small_scan
 
 # The module, not the function the package exports under its name.
 clean_module = importlib.import_module("app.imaging.clean")
@@ -677,8 +678,7 @@ def _spied(found: np.ndarray, counts: list[int]) -> np.ndarray:
 
 def scanned(digit: Digit, side: int) -> np.ndarray:
     """The digit as black on white, scanned at `side` pixels a side."""
-    image = Image.fromarray(255 - digit).resize((side, side), Image.Resampling.BOX)
-    return np.asarray(image)
+    return np.asarray(small_scan(digit, side))
 
 
 def test_repeated_finds_the_factor_of_an_enlargement_by_repeated_pixels(digits) -> None:
@@ -721,6 +721,21 @@ def test_a_small_scan_is_read_at_a_resolution_above_its_own(digits) -> None:
         assert min(ink.ink.shape) > 10 and ink.scale < 1
         edges = (ink.ink > 0) & (ink.ink < 1)
         assert edges.sum() > (ink.ink == 1).sum() / 4
+
+
+def test_clean_says_whether_the_image_was_a_small_scan(digits) -> None:
+    """Under MNIST's 28 px a side, as scanned or enlarged by repeating its pixels, an image is
+    a low-resolution scan, judged by the model's threshold for those; at 28 px, or enlarged
+    smoothly, it is not."""
+    for digit in digits[:5]:
+        small = scanned(digit, 12)
+        assert clean(small).low_resolution
+        assert clean(np.kron(small, np.ones((6, 6), np.uint8))).low_resolution
+        assert not clean(scanned(digit, 28)).low_resolution
+        smooth = Image.fromarray(small).resize((72, 72), Image.Resampling.BILINEAR)
+        assert not clean(np.asarray(smooth)).low_resolution
+        uploads = [encode(small, "PNG"), encode(scanned(digit, 40), "PNG"), encode(digit, "PNG")]
+        assert to_model_inputs(uploads).low_resolution == [True, False, False]
 
 
 @pytest.mark.parametrize("share", [0.05, 0.4, 0.6])

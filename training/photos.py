@@ -173,10 +173,16 @@ def _chalk(digit: np.ndarray, rng: np.random.Generator) -> Sheet:
     return sheet
 
 
+def small_scan(digit: np.ndarray, side: int) -> Image.Image:
+    """The digit scanned at `side` px a side, dark on light: each pixel the mean of what it
+    covers."""
+    return Image.fromarray(255 - digit).resize((side, side), Image.Resampling.BOX)
+
+
 def low_resolution(digit: np.ndarray, rng: np.random.Generator) -> Sheet:
     """A scan at 8..16 px a side, upscaled by nearest or bilinear resampling."""
     side = int(rng.integers(8, 17))
-    small = Image.fromarray(255 - digit).resize((side, side), Image.Resampling.BOX)
+    small = small_scan(digit, side)
     factor = int(rng.integers(4, 12))
     method = Image.Resampling.NEAREST if rng.random() < 0.5 else Image.Resampling.BILINEAR
     big = np.asarray(small.resize((side * factor, side * factor), method), np.float32)

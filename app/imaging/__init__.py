@@ -58,13 +58,14 @@ VIEW_SIDE = 256
 class Prepared(NamedTuple):
     """Uploads made model inputs: float32 (M, 1, size, size) in upload order for the M that
     could be read, each one's box of ink read ([x, y, width, height] in the uploaded image's
-    pixels), their cleaned ink maps for the explain view when asked for (ink_view; a frame
-    in MNIST's format shows itself), and the error of each upload that could not be read, by
-    its index."""
+    pixels), whether each was read from a low-resolution scan (Ink.low_resolution), their
+    cleaned ink maps for the explain view when asked for (ink_view; a frame in MNIST's format
+    shows itself), and the error of each upload that could not be read, by its index."""
 
     inputs: np.ndarray
     errors: dict[int, RequestError]
     boxes: list[list[int]]
+    low_resolution: list[bool]
     inks: list[dict[str, Any]] | None = None
 
 
@@ -159,15 +160,15 @@ def to_model_inputs(
             errors[index] = exc
         except Exception as exc:
             errors[index] = _internal(data, "decoding", exc)
-    frames, boxes, inks = [], [], []
+    frames, boxes, low_resolution, inks = [], [], [], []
     for (index, grey), ready in zip(greys.items(), in_mnist_format(list(greys.values()), spec),
                                     strict=True):  # fmt: skip
         try:
             if ready:  # the identity path: MNIST's own form is its own framing
-                frame, box, view = grey, _frame_box(grey), grey
+                frame, box, view, coarse = grey, _frame_box(grey), grey, False
             else:
                 ink = clean(grey, scales[index])
-                (frame, box), view = read_digit(ink, spec), ink.ink
+                (frame, box), view, coarse = read_digit(ink, spec), ink.ink, ink.low_resolution
         except RequestError as exc:
             errors[index] = exc
             continue
@@ -176,10 +177,11 @@ def to_model_inputs(
             continue
         frames.append(frame)
         boxes.append(box)
+        low_resolution.append(coarse)
         if explain:
             inks.append(ink_view(view if view.dtype != np.uint8 else view / 255))
     inputs = frames_to_inputs(frames, spec)
-    return Prepared(inputs, errors, boxes, inks if explain else None)
+    return Prepared(inputs, errors, boxes, low_resolution, inks if explain else None)
 
 
 def _internal(data: bytes, step: str, exc: Exception) -> InternalError:

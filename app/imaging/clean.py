@@ -75,18 +75,21 @@ MIN_INK_AREA = 2e-4
 @dataclass(frozen=True)
 class Ink:
     """Ink strengths at working resolution (float32, 0 = paper, up to 1 = the strongest
-    stroke), the uploaded image's pixels per working pixel, and the ink's components when the
-    cleaning found them (locating the digit or the cuts then labels the ink once less)."""
+    stroke), the uploaded image's pixels per working pixel, the ink's components when the
+    cleaning found them (locating the digit or the cuts then labels the ink once less), and
+    whether the image was a scan of fewer than LOW_RES_SIDE pixels a side, interpolated up:
+    its digit is judged by the model's own threshold for such scans."""
 
     ink: np.ndarray
     scale: float
     parts: Parts | None = None
+    low_resolution: bool = False
 
 
 def clean(grey: np.ndarray, scale: float = 1.0) -> Ink:
     """The ink in uint8 grey levels `grey` (either polarity), `scale` being the uploaded
     image's pixels per pixel of `grey`; NoInkError for a blank sheet."""
-    grey, scale = _at_own_resolution(grey, scale)
+    grey, scale, low_resolution = _at_own_resolution(grey, scale)
     height, width = grey.shape
     factor = max(height, width) / WORK_SIDE
     if factor > 1:
@@ -130,23 +133,25 @@ def clean(grey: np.ndarray, scale: float = 1.0) -> Ink:
     noise = NOISE_FRACTION * peak
     ink = np.clip((contrast - noise) / (peak - noise), 0, 1) * mask
     # Every pixel of the mask keeps some ink: the ink's components are the mask's.
-    return Ink(ink.astype(np.float32), scale, parts)
+    return Ink(ink.astype(np.float32), scale, parts, low_resolution)
 
 
-def _at_own_resolution(grey: np.ndarray, scale: float) -> tuple[np.ndarray, float]:
+def _at_own_resolution(grey: np.ndarray, scale: float) -> tuple[np.ndarray, float, bool]:
     """A low-resolution image as it was scanned, interpolated up (bicubic) to UPSCALED_SIDE;
-    and its scale. An image enlarged by repeating each pixel (nearest-neighbour resampling by
-    a whole factor, as image viewers and pixel editors zoom) is first taken back to its own
-    pixels, which it holds exactly: its blocks' square steps are no digit's edges."""
+    its scale; and whether it was one. An image enlarged by repeating each pixel
+    (nearest-neighbour resampling by a whole factor, as image viewers and pixel editors zoom)
+    is first taken back to its own pixels, which it holds exactly: its blocks' square steps
+    are no digit's edges."""
     factor = _repeated(grey)
     if factor > 1:
         grey, scale = grey[::factor, ::factor], scale * factor
     height, width = grey.shape
     if max(height, width) >= LOW_RES_SIDE:
-        return grey, scale
+        return grey, scale, False
     up = UPSCALED_SIDE / max(height, width)
     size = (max(1, round(width * up)), max(1, round(height * up)))
-    return cv2.resize(grey, size, interpolation=cv2.INTER_CUBIC), scale * width / size[0]
+    upscaled = cv2.resize(grey, size, interpolation=cv2.INTER_CUBIC)
+    return upscaled, scale * width / size[0], True
 
 
 def _repeated(grey: np.ndarray) -> int:
