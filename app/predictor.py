@@ -72,6 +72,7 @@ class Predictor:
     j: float = field(init=False)
     score: Callable[[list[float]], float] = field(init=False)
     threshold: float = field(init=False)
+    low_resolution_threshold: float = field(init=False)
 
     def __post_init__(self) -> None:
         meta = self.metadata
@@ -80,6 +81,8 @@ class Predictor:
         set_(self, "j", meta.j)
         set_(self, "score", SCORES[meta.rejection.score])
         set_(self, "threshold", meta.rejection.threshold)
+        low = meta.rejection.low_resolution_threshold
+        set_(self, "low_resolution_threshold", self.threshold if low is None else low)
 
     @classmethod
     def load(
@@ -159,7 +162,7 @@ class Predictor:
         """explain() of one upload already prepared, its ink map with it."""
         image = prepared.inputs[:1]
         distances, *activations = self.session.run(list(OUTPUT_NAMES), {INPUT_NAME: image})
-        result = self.answer(distances[0], prepared.boxes[0])
+        result = self.answer(distances[0], prepared.boxes[0], prepared.low_resolution[0])
         layers = {name: value[0] for name, value in zip(ACTIVATIONS, activations, strict=True)}
         layers["c5"] = layers["c5"].reshape(-1)  # 120 maps of 1×1: a vector, as F6 reads it
         result["explain"] = {
@@ -178,11 +181,15 @@ class Predictor:
     def answers(self, prepared: Prepared, count: int) -> list[dict[str, Any] | RequestError]:
         """predict_many's answers from to_model_inputs' result for `count` uploads."""
         inputs, errors = prepared.inputs, prepared.errors
-        rows = iter(zip(self.run(inputs) if len(inputs) else (), prepared.boxes, strict=True))
+        distances = self.run(inputs) if len(inputs) else ()
+        rows = iter(zip(distances, prepared.boxes, prepared.low_resolution, strict=True))
         return [errors[i] if i in errors else self.answer(*next(rows)) for i in range(count)]
 
-    def answer(self, distances: np.ndarray, box: list[int] | None = None) -> dict[str, Any]:
-        """The API's answer from one image's ten RBF distances.
+    def answer(
+        self, distances: np.ndarray, box: list[int] | None = None, low_resolution: bool = False
+    ) -> dict[str, Any]:
+        """The API's answer from one image's ten RBF distances; `low_resolution` when the
+        image was a scan that small (Prepared.low_resolution), judged by that threshold.
 
         The paper's MAP reading: P(i) ∝ exp(−y_i), with a "none of these" class of
         exp(−j). Shifting by the smallest of the y_i and j (the log-sum-exp trick) keeps the
@@ -201,18 +208,27 @@ class Predictor:
             "distances": dict(zip(DIGITS, y, strict=True)),
             "probabilities": probabilities,
             "confidence": probabilities[DIGITS[digit]],
-            "rejected": self.score(y) > self.threshold,
+            "rejected": self.score(y) > self.threshold_for(low_resolution),
             "box": box,
             "version": self.version,
             "sha256": self.sha256,
         }
 
-    def verdicts(self, distances: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def threshold_for(self, low_resolution: bool) -> float:
+        """The rejection threshold for an image read from a low-resolution scan, or not."""
+        return self.low_resolution_threshold if low_resolution else self.threshold
+
+    def verdicts(
+        self, distances: np.ndarray, low_resolution: Sequence[bool] | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """For (N, 10) distances, each image's digit (int64) and whether it is rejected (bool),
         as `answer` reads one image."""
         digits = distances.argmin(axis=1).astype(np.int64)  # the first smallest, as in answer()
-        scores = [self.score(row) for row in distances.tolist()]
-        return digits, np.array(scores, np.float64) > self.threshold
+        scores = np.array([self.score(row) for row in distances.tolist()], np.float64)
+        if low_resolution is None:
+            return digits, scores > self.threshold
+        thresholds = [self.threshold_for(low) for low in low_resolution]
+        return digits, scores > np.array(thresholds, np.float64)
 
     def describe(self) -> dict[str, Any]:
         """The network as /model shows it, from the model's own metadata."""

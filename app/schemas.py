@@ -59,8 +59,8 @@ EXAMPLE_PREDICTION: dict[str, Any] = {
     "confidence": 0.9999697424988214,
     "rejected": False,
     "box": [6, 7, 16, 20],
-    "version": "2026.11.22-8a31a882",
-    "sha256": "12a46804d61f23ee6b2b0a6a36ac0a0247e4edc47b8e11f60f437f04f47a89ac",
+    "version": "2026.12.03-8a31a882",
+    "sha256": "9e987af09d29d2cc09372aaf1762f6d6423d9ebd43219944ee4f6acb57884380",
 }  # fmt: skip
 
 
@@ -166,8 +166,8 @@ EXAMPLE_READING: dict[str, Any] = {
     "rejected": False,
     "reason": None,
     "confidence": 0.967022752023929,
-    "version": "2026.11.22-8a31a882",
-    "sha256": "12a46804d61f23ee6b2b0a6a36ac0a0247e4edc47b8e11f60f437f04f47a89ac",
+    "version": "2026.12.03-8a31a882",
+    "sha256": "9e987af09d29d2cc09372aaf1762f6d6423d9ebd43219944ee4f6acb57884380",
 }
 
 
@@ -297,7 +297,7 @@ class FeedbackStats(BaseModel):
                     "total": 3,
                     "by_label": {"4": 2, "none": 1},
                     "by_model_version": {
-                        "2026.11.22-8a31a882": {"count": 3, "agreed": 1, "agreement": 1 / 3}
+                        "2026.12.03-8a31a882": {"count": 3, "agreed": 1, "agreement": 1 / 3}
                     },
                 }
             ]

@@ -156,6 +156,12 @@ class Rejection(BaseModel):
 
     score: str = Field(description="what is compared with the threshold: one of SCORES")
     threshold: FiniteFloat
+    low_resolution_threshold: FiniteFloat | None = Field(
+        None,
+        description="the threshold for a digit read from a scan of fewer pixels a side than "
+        "the model's frame, calibrated alike on validation digits scanned that small; "
+        "`threshold` when absent",
+    )
 
     @field_validator("score")
     @classmethod

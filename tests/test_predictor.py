@@ -10,6 +10,7 @@ import pytest
 
 from app.errors import NoInkError, UnsupportedMediaError
 from app.predictor import ModelError, Predictor
+from training.photos import small_scan
 
 
 @pytest.fixture(scope="module")
@@ -39,6 +40,45 @@ def test_rejection_follows_the_metadata_threshold(predictor: Predictor) -> None:
     assert predictor.answer(below)["rejected"] is False
     assert predictor.answer(above)["rejected"] is True
     assert predictor.answer(above)["digit"] == 4
+
+
+def small_scan_png(digit: np.ndarray, side: int, encode) -> bytes:
+    return encode(np.kron(np.asarray(small_scan(digit, side)), np.ones((6, 6), np.uint8)))
+
+
+def test_a_small_scan_is_judged_by_the_threshold_for_small_scans(
+    model_variant, mnist_test, encode
+) -> None:
+    images, _ = mnist_test
+    strict = Predictor.load(model_variant("strict_scans", {"lenet5.rejection": {
+        "score": "min_distance", "threshold": 84.0, "low_resolution_threshold": 1.0,
+    }}))  # fmt: skip
+    scans = [small_scan_png(image, 10, encode) for image in images[:10]]
+    frames = [encode(image) for image in images[:10]]
+    answers = strict.predict_many(scans + frames)
+    assert all(a["rejected"] for a in answers[:10])  # type: ignore[index]
+    assert sum(a["rejected"] for a in answers[10:]) <= 1  # type: ignore[index]
+
+
+def test_a_model_without_a_threshold_for_small_scans_judges_them_as_any_image(
+    model_variant,
+) -> None:
+    path = model_variant("one_threshold", {"lenet5.rejection": {
+        "score": "min_distance", "threshold": 84.0}})  # fmt: skip
+    assert Predictor.load(path).low_resolution_threshold == 84.0
+
+
+def test_shipped_small_scans_threshold_accepts_some_the_other_would_reject(
+    predictor: Predictor, mnist_test, encode
+) -> None:
+    """Of 100 test digits scanned at 9 px, the shipped model's threshold for small scans
+    accepts some that the threshold for other images would reject, and answers say so."""
+    images, _ = mnist_test
+    answers = predictor.predict_many([small_scan_png(image, 9, encode) for image in images[:100]])
+    scores = np.array([min(a["distances"].values()) for a in answers])  # type: ignore[index]
+    between = (scores > predictor.threshold) & (scores <= predictor.low_resolution_threshold)
+    assert between.sum() >= 5
+    assert not any(answers[i]["rejected"] for i in np.flatnonzero(between))  # type: ignore[index]
 
 
 def test_predict_many_keeps_order_and_puts_errors_in_place(

@@ -18,6 +18,7 @@ from app.schemas import Prediction, Reading
 from model.cli import main as lenet5
 from training import numbers as numbers_module
 from training.numbers import Number, edits, make_number, make_numbers, missegmentations, photograph
+from training.photos import small_scan
 
 # Measured on these seeded strings with the shipped model (bench/read.py has the full table);
 # floors a few points below: on a canvas, 300 numbers, of which 66 touch.
@@ -121,15 +122,19 @@ def test_read_boxes_are_left_to_right_on_the_digits(client: TestClient, mnist_te
         assert gy >= y - 2 and gy + gh <= y + h + 2
 
 
-@pytest.mark.parametrize("placed", [False, True], ids=["mnist-frame", "on-a-canvas"])
+@pytest.mark.parametrize("form", ["mnist-frame", "on-a-canvas", "small-scan"])
 def test_read_on_one_digit_answers_what_predict_answers(
-    client: TestClient, mnist_test, encode, placed: bool
+    client: TestClient, mnist_test, encode, form: str
 ) -> None:
     images = mnist_test[0][:60]
+    threshold = client.get("/model").json()["rejection"]["threshold"]
+    kept_by_the_small_scans_threshold = 0
     for image in images:
-        if placed:  # enlarged on paper: /predict frames it, so must /read's one piece
+        if form == "on-a-canvas":  # enlarged on paper: /predict frames it, so must /read's piece
             image = 255 - np.kron(image, np.ones((3, 3), np.uint8))
             image = np.pad(image, 20, constant_values=255)
+        elif form == "small-scan":  # judged by the small scans' threshold on both routes
+            image = np.kron(np.asarray(small_scan(image, 9)), np.ones((6, 6), np.uint8))
         data = encode(image)
         predicted = client.post("/predict", files={"file": ("d.png", data, "image/png")}).json()
         read = client.post("/read", files={"file": ("d.png", data, "image/png")}).json()
@@ -138,6 +143,9 @@ def test_read_on_one_digit_answers_what_predict_answers(
         for key in ("distances", "probabilities", "confidence", "rejected"):
             assert digit[key] == predicted[key]
         assert read["rejected"] == predicted["rejected"]
+        nearest = min(predicted["distances"].values())
+        kept_by_the_small_scans_threshold += nearest > threshold and not predicted["rejected"]
+    assert (kept_by_the_small_scans_threshold > 0) == (form == "small-scan")
 
 
 def test_read_explain_shows_the_segmentation(client: TestClient, numbers, encode) -> None:

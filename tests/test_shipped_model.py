@@ -5,6 +5,7 @@ import json
 import onnxruntime as ort
 import pytest
 
+from training.measure import small_scans
 from training.mnist import prepare
 
 PAPER_LENET5_ERROR = 0.0095
@@ -43,3 +44,17 @@ def test_shipped_model_rejection_threshold_accepts_almost_all_test_digits(sessio
     rejection = json.loads(session.get_modelmeta().custom_metadata_map["lenet5.rejection"])
     accepted = (test_distances.min(1) <= rejection["threshold"]).mean()
     assert accepted >= 0.985
+
+
+def test_shipped_model_small_scans_threshold_accepts_almost_all_small_scans_of_test_digits(
+    session, mnist_test
+):
+    """Calibrated on validation digits scanned at 8-16 px: test digits scanned alike (through
+    the service's pipeline) are accepted as often."""
+    images, _ = mnist_test
+    rejection = json.loads(session.get_modelmeta().custom_metadata_map["lenet5.rejection"])
+    inputs, read = small_scans(images[:1000], seed=5)
+    nearest = session.run(["distances"], {"image": inputs})[0].min(1)
+    assert len(read) >= 990
+    assert (nearest <= rejection["low_resolution_threshold"]).mean() >= 0.975
+    assert rejection["low_resolution_threshold"] > rejection["threshold"]

@@ -83,6 +83,10 @@ def test_export_matches_pytorch_on_real_digits_and_embeds_metadata(quick_run, mn
     assert meta["lenet5.input"]["background"] == -0.1 and meta["lenet5.input"]["ink"] == 1.175
     assert meta["lenet5.training"]["test_error"] == result["test_error"]
     assert meta["lenet5.rejection"]["threshold"] > 0
+    # A quick run's small scans lie further from the codes than its digits: a threshold above.
+    assert (
+        meta["lenet5.rejection"]["low_resolution_threshold"] > meta["lenet5.rejection"]["threshold"]
+    )
     assert len(meta["lenet5.rbf_bitmaps"]["digits"]) == 10
 
     net, _ = load_checkpoint(out / "best.pt")

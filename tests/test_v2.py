@@ -22,6 +22,7 @@ from app.imaging import to_model_inputs
 from app.inference_schemas import InferenceResponse, ModelMetadataResponse, ServerMetadata
 from app.main import create_app
 from training.mnist import prepare
+from training.photos import small_scan
 
 MODEL = "lenet5"
 COUNT = 48  # test digits sent through each client
@@ -180,6 +181,24 @@ def test_digit_and_rejected_are_predicts_including_for_what_is_no_digit(
         result = tc.infer(MODEL, inputs)
         assert result.as_numpy("rejected").tolist() == [a["rejected"] for a in answers]
         assert result.as_numpy("digit").tolist() == [a["digit"] for a in answers]
+
+
+def test_uploaded_small_scans_are_judged_as_predict_judges_them(
+    tc, http: httpx.Client, digits, encode: Callable[..., bytes]
+) -> None:
+    """A scan under 28 px has its own threshold: uploads to /v2, one at a time (read with the
+    /predict uploads of the moment) or together (in the decoder pool), are judged by it too."""
+    ones = np.ones((6, 6), np.uint8)
+    scans = [encode(np.kron(np.asarray(small_scan(image, 9)), ones)) for image in digits[0][:40]]
+    headers = {"Content-Type": "image/png"}
+    answers = [http.post("/predict", content=scan, headers=headers).json() for scan in scans]
+    rejected = [a["rejected"] for a in answers]
+    threshold = http.get("/model").json()["rejection"]["threshold"]
+    kept_by_it = [min(a["distances"].values()) > threshold and not a["rejected"] for a in answers]
+    assert sum(kept_by_it) >= 2
+    together = tc.infer(MODEL, [upload_input(scans)]).as_numpy("rejected").tolist()
+    alone = [bool(tc.infer(MODEL, [upload_input([s])]).as_numpy("rejected")[0]) for s in scans]
+    assert together == rejected and alone == rejected
 
 
 def test_tritonclient_gets_every_output_in_binary_without_asking_for_any(

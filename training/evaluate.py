@@ -5,7 +5,8 @@
 Prints the test error, per-class error and the confusion matrix; then, at the rejection
 threshold calibrated on validation digits (as the export stores it), the share of test
 digits accepted, the error among them, and how many held-out synthetic non-digits are
-rejected: non-digit shapes and mis-segmented pieces of numbers, by kind. Writes
+rejected: non-digit shapes and mis-segmented pieces of numbers, by kind; and the same for
+test digits and non-digit shapes scanned at 8-16 px, at the threshold for such scans. Writes
 confusion.png and rejection.png to --plot-dir.
 """
 
@@ -21,13 +22,21 @@ from torch import Tensor
 from model.lenet5 import LeNet5
 from training import checkpoint as checkpoints
 from training import mnist
-from training.measure import PAPER_RESULTS, calibrate, calibration_split, distances_of
+from training.measure import (
+    PAPER_RESULTS,
+    calibrate,
+    calibrate_low_resolution,
+    calibration_split,
+    distances_of,
+    small_scans,
+)
 from training.negatives import KINDS, MISSEGMENTATIONS, SHAPES
 from training.plots import confusion_matrix, plot_confusion, plot_rejection_curve
 
 GROUP_TITLES = {"shapes": "non-digit shapes", "missegmentations": "mis-segmented pieces"}
 # Never used in training (training draws negatives with seeds [seed, epoch]).
 HELD_OUT_NEGATIVES_SEED = 20_261_122
+HELD_OUT_SCANS_SEED = 20_261_204  # not the calibration's: other scans of other digits
 
 
 def digit_report(labels: np.ndarray, predicted: np.ndarray) -> dict[str, Any]:
@@ -88,10 +97,47 @@ def feedback_report(directory: Path, net: LeNet5, threshold: float) -> dict[str,
     }
 
 
+def scan_report(
+    net: LeNet5, data: mnist.Mnist, count: int, val_d: Tensor, negatives: np.ndarray
+) -> dict[str, Any]:
+    """`count` test digits and the non-digit shapes among `negatives`, scanned at 8-16 px and
+    read as the service reads such scans, judged at the model's two thresholds: the one for
+    small scans (calibrated on validation digits scanned alike) and the one for the rest. A
+    non-digit the scan leaves without ink counts as refused."""
+    held_out, _ = calibration_split(data)
+    calibrated = calibrate_low_resolution(net, held_out.images)  # as the export stores it
+    scan_threshold = float(calibrated["low_resolution_threshold"])
+    threshold = float(calibrate(val_d)["threshold"])
+    inputs, read = small_scans(data.test.images[:count], HELD_OUT_SCANS_SEED)
+    digits_d = distances_of(net, torch.from_numpy(inputs))
+    labels = data.test.labels[:count][read]
+    right = digits_d.argmin(1).numpy() == labels
+    nearest = digits_d.min(1).values.numpy()
+    fakes, _ = small_scans(negatives, HELD_OUT_SCANS_SEED + 2)
+    fakes_nearest = distances_of(net, torch.from_numpy(fakes)).min(1).values.numpy()
+
+    def refused(limit: float) -> float:
+        return 1 - float((fakes_nearest <= limit).sum()) / len(negatives)
+
+    return {
+        "threshold": scan_threshold,
+        "other_threshold": threshold,
+        "digits": count,
+        "digits_read_right": float(right.sum()) / count,
+        "digits_accepted": float((nearest <= scan_threshold).sum()) / count,
+        "error_among_accepted": float(1 - right[nearest <= scan_threshold].mean()),
+        "digits_accepted_at_threshold": float((nearest <= threshold).sum()) / count,
+        "non_digits": len(negatives),
+        "non_digits_refused": refused(scan_threshold),
+        "non_digits_refused_at_threshold": refused(threshold),
+    }
+
+
 def print_report(
     digits: dict[str, Any],
     rejection: dict[str, Any] | None,
     feedback: dict[str, Any] | None = None,
+    scans: dict[str, Any] | None = None,
 ) -> None:
     print(f"test error: {100 * digits['test_error']:.2f}% ({digits['errors']} of 10,000)")
     print("per-class error: " + "  ".join(
@@ -118,6 +164,16 @@ def print_report(
                 if kind in rejection["negatives_rejected_by_kind"]:
                     share = rejection["negatives_rejected_by_kind"][kind]
                     print(f"      {kind:<22} {100 * share:.2f}%")
+    if scans:
+        print(f"\nscanned at 8-16 px ({scans['digits']} test digits, {scans['non_digits']} "
+              f"non-digit shapes), at the small scans' threshold {scans['threshold']:.2f} "
+              f"(at the other, {scans['other_threshold']:.2f}, in brackets):")  # fmt: skip
+        print(f"  digits read right          {100 * scans['digits_read_right']:.2f}%")
+        print(f"  digits accepted            {100 * scans['digits_accepted']:.2f}%   "
+              f"({100 * scans['digits_accepted_at_threshold']:.2f}%)")  # fmt: skip
+        print(f"  error among accepted       {100 * scans['error_among_accepted']:.2f}%")
+        print(f"  non-digits refused         {100 * scans['non_digits_refused']:.2f}%   "
+              f"({100 * scans['non_digits_refused_at_threshold']:.2f}%)")  # fmt: skip
     if feedback:
         print(f"\nheld-out corrections ({feedback['directory']}): {feedback['count']}, "
               f"{feedback['digits']} of them digits")  # fmt: skip
@@ -142,6 +198,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=1000 * len(KINDS),
         help="held-out synthetic non-digits to test rejection on, of every kind alike; 0 skips "
         "(default: %(default)s)",
+    )
+    parser.add_argument(
+        "--small-scans",
+        type=int,
+        default=2000,
+        help="test digits, and as many held-out non-digit shapes, to scan at 8-16 px and judge "
+        "at the small scans' threshold; 0 skips (default: %(default)s)",
     )
     parser.add_argument(
         "--plot-dir",
@@ -182,9 +245,16 @@ def main(args: argparse.Namespace) -> int:
         rejection = rejection_report(test_d, labels, negatives_d, kinds, threshold)
         plot_rejection_curve(test_d.numpy(), labels, negatives_d.numpy(), threshold,
                              args.plot_dir / "rejection.png")  # fmt: skip
+    scans = None
+    if args.small_scans:
+        from training.negatives import make_negatives
+
+        rng = np.random.default_rng(HELD_OUT_SCANS_SEED)
+        shapes, _ = make_negatives(data.test.images, labels, args.small_scans, rng, SHAPES)
+        scans = scan_report(net, data, args.small_scans, val_d, shapes)
     if args.json:
-        report = {"digits": digits, "rejection": rejection, "feedback": feedback}
+        report = {"digits": digits, "rejection": rejection, "feedback": feedback, "scans": scans}
         print(json.dumps(report, indent=2))
     else:
-        print_report(digits, rejection, feedback)
+        print_report(digits, rejection, feedback, scans)
     return 0

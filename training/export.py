@@ -3,9 +3,9 @@
     lenet5 export --checkpoint runs/lenet5/best.pt --out model/lenet5.onnx
 
 The file carries everything the service needs in its metadata: the architecture computed
-from the module, the input scaling, j, the RBF bitmaps, the rejection threshold
-calibrated on validation digits, a training summary with the measured test error, a
-version and the creation time. Besides `distances` it has every layer's activations as
+from the module, the input scaling, j, the RBF bitmaps, the rejection thresholds calibrated
+on validation digits (as they are, and scanned small), a training summary with the measured
+test error, a version and the creation time. Besides `distances` it has every layer's activations as
 named outputs, for the service's explain view. The graph is the network's inference form
 (`InferenceLeNet5`), the same function in fewer nodes. The file is checked (onnx.checker,
 onnxruntime against PyTorch on real test digits, distances and activations) before it is
@@ -41,7 +41,13 @@ from model.spec import (
 )
 from training import checkpoint as checkpoints
 from training import mnist
-from training.measure import PAPER_RESULTS, calibrate, calibration_split, distances_of
+from training.measure import (
+    PAPER_RESULTS,
+    calibrate,
+    calibrate_low_resolution,
+    calibration_split,
+    distances_of,
+)
 
 OPSET = 17
 PARITY_TOLERANCE = 1e-4
@@ -162,7 +168,11 @@ def export(
         b"".join(t.numpy().tobytes() for t in net.state_dict().values())
     ).hexdigest()
     version = version or f"{datetime.now(UTC):%Y.%m.%d}-{weights_digest[:8]}"
-    rejection = calibrate(val_d) | {"calibrated_on": held_out_name}
+    rejection = (
+        calibrate(val_d)
+        | {"calibrated_on": held_out_name}
+        | calibrate_low_resolution(net, held_out.images)
+    )
     meta = metadata(net, state, summary, rejection, version)
     worst: dict[str, float] = {}
 

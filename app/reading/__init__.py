@@ -13,7 +13,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from app.imaging import ink_view
+from app.imaging import ink_view, read_digit
 from app.imaging.clean import clean
 from app.imaging.decode import DEFAULT_DECODE_MEMORY, decode_scaled
 from app.imaging.frame import frame_ink, in_mnist_format
@@ -28,8 +28,9 @@ __all__ = ["Segmentation", "frame_pieces", "reading", "segment", "segment_upload
 class Segmentation:
     """What the recogniser needs of an image and what the answer shows: every candidate
     piece's frame (uint8 (N, 28, 28)), primitives (first, last) and box (x, y, w, h, in the
-    uploaded image's pixels), the number of primitives, the cuts (x, uploaded pixels), and the
-    ink map's preview when asked for."""
+    uploaded image's pixels), the number of primitives, the cuts (x, uploaded pixels), the
+    ink map's preview when asked for, and whether the image was a low-resolution scan
+    (Ink.low_resolution)."""
 
     frames: np.ndarray
     spans: list[tuple[int, int]]
@@ -38,6 +39,7 @@ class Segmentation:
     cuts: list[int]
     shapes: np.ndarray  # float64 (N, 4): height, width, inner gap in line heights; apart
     ink: dict[str, Any] | None = None
+    low_resolution: bool = False
 
 
 def segment(
@@ -48,9 +50,9 @@ def segment(
     scale: float = 1.0,
 ) -> Segmentation:
     """The candidate pieces of the decoded image `grey`, its ink cleaned as every route
-    cleans it (app.imaging.clean), framed. A frame already in MNIST's
-    format is one digit, read as it is, as /predict reads it; without `cut`, each connected
-    group of ink is read alone. `scale`: uploaded pixels per pixel of `grey`."""
+    cleans it (app.imaging.clean), framed. A frame already in MNIST's format is one digit,
+    read as it is, as /predict reads it, and so is a low-resolution scan; without `cut`, each
+    connected group of ink is read alone. `scale`: uploaded pixels per pixel of `grey`."""
     if in_mnist_format([grey], spec)[0]:
         box = _scaled(_ink_box(grey), scale)
         preview = ink_view(grey / 255) if explain else None
@@ -58,6 +60,10 @@ def segment(
     cleaned = clean(grey, scale)
     ink, scale = cleaned.ink, cleaned.scale
     preview = ink_view(ink) if explain else None
+    if cleaned.low_resolution:
+        # A scan smaller than MNIST's frame has room for one digit: read as /predict reads it.
+        frame, box = read_digit(cleaned, spec)
+        return Segmentation(frame[None], [(0, 1)], [box], 1, [], WHOLE_FRAME, preview, True)
     found = candidates(ink, cut=cut, max_run=None if cut else 1, parts=cleaned.parts)
     change = pen_change(ink, found.height)
     frames = frame_pieces(ink, found.pieces, spec, change, len(found.primitives))
@@ -149,21 +155,23 @@ def segment_upload(
 def reading(
     found: Segmentation,
     distances: np.ndarray,
-    answer: Callable[[np.ndarray], dict[str, Any]],
+    answer: Callable[..., dict[str, Any]],
     j: float,
     explain: bool = False,
     piece_cost: float = PIECE_COST,
     weights: Geometry = GEOMETRY,
 ) -> dict[str, Any]:
     """The answer for a line, from every piece's (N, 10) distances: the best path's digits left
-    to right, each answered as `answer` (Predictor.answer) answers one image."""
+    to right, each answered as `answer` (Predictor.answer) answers one image: a small scan by
+    its threshold."""
     costs = piece_costs(distances, j) + geometry_costs(found.shapes, weights)
     path, score = best_path(found.spans, costs, found.count, piece_cost)
-    digits = []
-    for index in path:
-        result = answer(distances[index])
-        digits.append({key: result[key] for key in DIGIT_KEYS} | {"box": found.boxes[index]})
-    first = answer(distances[path[0]])
+    answers = [answer(distances[index], low_resolution=found.low_resolution) for index in path]
+    digits = [
+        {key: result[key] for key in DIGIT_KEYS} | {"box": found.boxes[index]}
+        for index, result in zip(path, answers, strict=True)
+    ]
+    first = answers[0]
     unread = [i for i, digit in enumerate(digits) if digit["rejected"]]
     reason = None
     if unread:

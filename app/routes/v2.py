@@ -295,8 +295,13 @@ async def answer(request: Request, predictor: Predictor) -> Response:
         raise InvalidTensorError(f"send one input, '{INPUT_NAME}' or '{UPLOAD}', not both")
     tensor = next(iter(parsed.inputs.values()))
 
-    def respond(distances: np.ndarray) -> tuple[bytes, int | None]:
+    def respond(
+        distances: np.ndarray, judged: np.ndarray | None = None
+    ) -> tuple[bytes, int | None]:
+        """The response for the images' distances, `judged` their verdicts when an upload's
+        reading gave them (a small scan has its own threshold), else from the distances."""
         digits, rejected = predictor.verdicts(distances)
+        rejected = rejected if judged is None else judged
         service.metrics.observe_predictions(digits, rejected)
         arrays = {"distances": distances, "digit": digits, "rejected": rejected}
         return encode_response(
@@ -318,17 +323,19 @@ async def answer(request: Request, predictor: Predictor) -> Response:
             if isinstance(result, RequestError):
                 raise unreadable(0, result)
             distances = np.array([[result["distances"][digit] for digit in DIGITS]], np.float32)
+            judged = np.array([result["rejected"]])
         else:
             pool = service.pool
             if pool is None:
                 raise NotReadyError("the model is not loaded")
             async with cancelled_on_disconnect(request):
-                inputs, errors, *_ = await prepare(pool, uploads, predictor.limits())
-            if errors:
-                first = min(errors)
-                raise unreadable(first, errors[first])
-            distances = await anyio.to_thread.run_sync(predictor.run, inputs)
-        content, json_size = respond(distances)
+                prepared = await prepare(pool, uploads, predictor.limits())
+            if prepared.errors:
+                first = min(prepared.errors)
+                raise unreadable(first, prepared.errors[first])
+            distances = await anyio.to_thread.run_sync(predictor.run, prepared.inputs)
+            judged = predictor.verdicts(distances, prepared.low_resolution)[1]
+        content, json_size = respond(distances, judged)
     elif small and len(tensor.data) <= INLINE_IMAGES:
         content, json_size = respond(distances_of(predictor, tensor.data))
     else:
