@@ -168,6 +168,7 @@ class Predictor:
         result["explain"] = {
             "input": _rounded(image[0, 0]),
             "activations": {name: _rounded(value) for name, value in layers.items()},
+            "threshold": self.threshold_for(prepared.low_resolution[0]),
         }
         if prepared.inks:
             result["explain"]["ink"] = prepared.inks[0]

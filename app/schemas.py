@@ -39,6 +39,11 @@ class Activations(BaseModel):
 class Explanation(BaseModel):
     input: Grid = Field(description="the 32×32 image the network sees (background −0.1, ink 1.175)")
     activations: Activations
+    threshold: float | None = Field(
+        None,
+        description="the rejection threshold this image was judged by: lenet5.rejection's "
+        "low_resolution_threshold for a scan smaller than the model's frame, else its threshold",
+    )
 
 
 # A real answer (MNIST test digit 0, a 7), captured from the service; checked as the reading is.

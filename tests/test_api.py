@@ -18,6 +18,7 @@ from app.main import create_app
 from app.schemas import EXAMPLE_PREDICTION, EXAMPLE_READING, BatchPrediction, ModelInfo, Prediction
 from app.settings import Settings
 from training.numbers import make_number
+from training.photos import small_scan
 
 Encode = Callable[..., bytes]
 PNG = {"Content-Type": "image/png"}
@@ -161,6 +162,17 @@ def test_predict_explain_returns_input_and_every_layer(client: TestClient, digit
     assert max(map(max, explain["input"])) == pytest.approx(1.175)
     every = [*np.ravel(explain["input"]), *explain["activations"]["f6"]]
     assert all(round(v, 4) == v for v in every)
+
+
+def test_predict_explain_names_the_threshold_a_small_scan_was_judged_by(
+    client: TestClient, digits, encode
+) -> None:
+    rejection = client.get("/model").json()["rejection"]
+    scan = np.kron(np.asarray(small_scan(digits[0][0], 10)), np.ones((6, 6), np.uint8))
+    for image, threshold in ((digits[0][0], "threshold"), (scan, "low_resolution_threshold")):
+        explain = post_png(client, encode(image), "/predict?explain=true").json()["explain"]
+        assert explain["threshold"] == rejection[threshold]
+    assert rejection["low_resolution_threshold"] != rejection["threshold"]
 
 
 def test_predict_batch_answers_each_image_in_order(client: TestClient, digits, encode) -> None:

@@ -19,6 +19,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from training.photos import small_scan
+
 pytestmark = pytest.mark.browser
 
 REPO = Path(__file__).resolve().parent.parent
@@ -247,6 +249,26 @@ def test_uploaded_mnist_digit_shows_its_label(page, mnist_test, tmp_path: Path) 
     assert_inside_view(page, str(labels[0]))
 
 
+def test_uploaded_small_scan_draws_the_threshold_it_was_judged_by(
+    page, server_url: str, mnist_test, tmp_path: Path
+) -> None:
+    images, _ = mnist_test
+    path = tmp_path / "scan.png"
+    path.write_bytes(png(np.kron(np.asarray(small_scan(images[0], 10)), np.ones((6, 6), np.uint8))))
+    answer = httpx.post(f"{server_url}/predict?explain=true", content=path.read_bytes(),
+                        headers={"Content-Type": "image/png"}).json()  # fmt: skip
+    rejection = httpx.get(f"{server_url}/model").json()["rejection"]
+    judged = answer["explain"]["threshold"]
+    assert judged == rejection["low_resolution_threshold"] != rejection["threshold"]
+    page.get_by_test_id("upload").set_input_files(str(path))
+    page.wait_for_selector(ANSWERED)
+    page.wait_for_function(SETTLED)
+    shot(page, "uploaded-small-scan")
+    left = page.eval_on_selector("#bars .bar-threshold", "line => parseFloat(line.style.left)")
+    scale = max(*answer["distances"].values(), judged, 1) * 1.08
+    assert left == pytest.approx(100 * judged / scale, abs=0.01)
+
+
 def test_dropped_mnist_digit_shows_its_label(page, mnist_test) -> None:
     images, labels = mnist_test
     # Playwright cannot drag a file from the desktop; a drop event carrying it is the same
@@ -280,7 +302,7 @@ def test_blank_upload_shows_the_services_reason(page, tmp_path: Path) -> None:
     assert shown(page) == ("–", False)
 
 
-def test_architecture_from_the_model(page) -> None:
+def test_architecture_from_the_model(page, server_url: str) -> None:
     table = page.get_by_test_id("layer-table")
     names = [cell.strip() for cell in table.locator("tbody td.name").all_inner_texts()]
     assert names == ["C1", "S2", "C3", "S4", "C5", "F6", "output"]
@@ -288,7 +310,11 @@ def test_architecture_from_the_model(page) -> None:
     assert "60,000" in totals and "340,908" in totals
     assert page.locator("[data-testid=bitmaps] canvas").count() == 10
     assert page.locator("#c3-table td.on").count() == 60  # Table I's 60 connections
-    assert "0.95%" in page.locator("#facts").inner_text()  # the paper's error beside ours
+    facts = page.locator("#facts").inner_text()
+    assert "0.95%" in facts  # the paper's error beside ours
+    rejection = httpx.get(f"{server_url}/model").json()["rejection"]
+    assert f"{rejection['threshold']:.2f}" in facts
+    assert f"{rejection['low_resolution_threshold']:.2f} for a scan under 28 px" in facts
     shot(page, "architecture")
 
 

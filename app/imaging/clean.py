@@ -23,6 +23,7 @@ import numpy as np
 from app.errors import NoInkError
 from app.imaging.decode import MIN_CONTRAST
 from app.imaging.locate import Parts, labelled, parts_of
+from model.spec import INPUT
 
 # Longest side of the working image: a digit 15% of a photo's height is still ~60 px there.
 WORK_SIDE = 512
@@ -62,7 +63,7 @@ SMALL_SIDE = 96
 # Below this side (smaller than MNIST's frame) the image is a low-resolution scan: it is
 # interpolated up to UPSCALED_SIDE before ink is told from paper, since at its own resolution
 # a pixel partly covered by a stroke is cut away by the noise threshold or kept whole.
-LOW_RES_SIDE = 28
+LOW_RES_SIDE = INPUT.frame
 UPSCALED_SIDE = 64
 # A straight run at least this fraction of the image's side is a printed line, not a stroke.
 RULE_LENGTH = 0.45

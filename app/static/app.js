@@ -370,7 +370,9 @@ function showResult(data) {
   $("p-none").textContent = data.probabilities ? percent(data.probabilities.none) : "–";
   $("nearest").textContent = Math.min(...distances).toFixed(2);
   if (data.version) showModelId(data.version, data.sha256);
-  renderBars($("bars"), distances, data.digit);
+  // A small scan is judged by a threshold of its own: the explain answer says which.
+  const judged = data.explain && data.explain.threshold;
+  renderBars($("bars"), distances, data.digit, typeof judged === "number" ? judged : undefined);
   showBoxes(data.box ? [{ box: data.box, label: String(data.digit), rejected: data.rejected }] : []);
   if (data.explain) renderInside(data.explain, data.digit, distances);
   else clearInside(); // never leave another picture's layers beside this answer
@@ -599,11 +601,10 @@ function rejectionThreshold() {
   return r && typeof r.threshold === "number" ? r.threshold : null;
 }
 
-// Horizontal bars, one per digit; the dashed line is the rejection threshold: an input whose
-// nearest bitmap is beyond it is refused.
-function renderBars(bars, distances, winner) {
+// Horizontal bars, one per digit; the dashed line is the rejection threshold (the model's, or
+// the one the answer was judged by): an input whose nearest bitmap is beyond it is refused.
+function renderBars(bars, distances, winner, threshold = rejectionThreshold()) {
   bars.textContent = "";
-  const threshold = rejectionThreshold();
   const values = distances || Array(10).fill(0);
   const max = Math.max(...values, threshold || 0, 1) * 1.08;
   for (let d = 0; d < 10; d++) {
@@ -938,7 +939,11 @@ function renderFacts(model) {
   const sq = model.squashing;
   if (sq) add("Squashing", `f(a) = A·tanh(S·a), A = ${sq.A}, S = ${fraction(sq.S)}`);
   const threshold = rejectionThreshold();
-  if (threshold !== null) add("Rejection", `nearest distance above ${threshold.toFixed(2)}`);
+  const scans = model.rejection && model.rejection.low_resolution_threshold;
+  const frame = model.input && model.input.frame;
+  const forScans =
+    typeof scans === "number" ? `, ${scans.toFixed(2)} for a scan under ${frame} px` : "";
+  if (threshold !== null) add("Rejection", `nearest distance above ${threshold.toFixed(2)}${forScans}`);
   add("Version", model.version);
   add("SHA-256 of the model file", model.sha256, true);
 }
