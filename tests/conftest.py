@@ -168,6 +168,18 @@ def encode() -> Callable[..., bytes]:
 
 
 @pytest.fixture(scope="session")
+def scan_png() -> Callable[[np.ndarray, int], bytes]:
+    """scan_png(digit, side): an MNIST digit scanned at `side` px (training.photos.small_scan)
+    and enlarged ×6 by repeating its pixels, as a viewer zooms it, as a PNG."""
+    from training.photos import small_scan
+
+    def scan(digit: np.ndarray, side: int) -> bytes:
+        return _encode(np.kron(np.asarray(small_scan(digit, side)), np.ones((6, 6), np.uint8)))
+
+    return scan
+
+
+@pytest.fixture(scope="session")
 def model_variant(shipped_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Callable:
     """model_variant(name, metadata={key: value}, rename={old: new}): a copy of the shipped model
     with its metadata (JSON-encoded; None drops the key, bytes are stored as they are) or its

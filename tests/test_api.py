@@ -18,7 +18,6 @@ from app.main import create_app
 from app.schemas import EXAMPLE_PREDICTION, EXAMPLE_READING, BatchPrediction, ModelInfo, Prediction
 from app.settings import Settings
 from training.numbers import make_number
-from training.photos import small_scan
 
 Encode = Callable[..., bytes]
 PNG = {"Content-Type": "image/png"}
@@ -165,12 +164,15 @@ def test_predict_explain_returns_input_and_every_layer(client: TestClient, digit
 
 
 def test_predict_explain_names_the_threshold_a_small_scan_was_judged_by(
-    client: TestClient, digits, encode
+    client: TestClient, digits, encode, scan_png
 ) -> None:
     rejection = client.get("/model").json()["rejection"]
-    scan = np.kron(np.asarray(small_scan(digits[0][0], 10)), np.ones((6, 6), np.uint8))
-    for image, threshold in ((digits[0][0], "threshold"), (scan, "low_resolution_threshold")):
-        explain = post_png(client, encode(image), "/predict?explain=true").json()["explain"]
+    uploads = (
+        (encode(digits[0][0]), "threshold"),
+        (scan_png(digits[0][0], 10), "low_resolution_threshold"),
+    )
+    for upload, threshold in uploads:
+        explain = post_png(client, upload, "/predict?explain=true").json()["explain"]
         assert explain["threshold"] == rejection[threshold]
     assert rejection["low_resolution_threshold"] != rejection["threshold"]
 

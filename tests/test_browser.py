@@ -19,8 +19,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from training.photos import small_scan
-
 pytestmark = pytest.mark.browser
 
 REPO = Path(__file__).resolve().parent.parent
@@ -250,11 +248,11 @@ def test_uploaded_mnist_digit_shows_its_label(page, mnist_test, tmp_path: Path) 
 
 
 def test_uploaded_small_scan_draws_the_threshold_it_was_judged_by(
-    page, server_url: str, mnist_test, tmp_path: Path
+    page, server_url: str, mnist_test, tmp_path: Path, scan_png
 ) -> None:
     images, _ = mnist_test
     path = tmp_path / "scan.png"
-    path.write_bytes(png(np.kron(np.asarray(small_scan(images[0], 10)), np.ones((6, 6), np.uint8))))
+    path.write_bytes(scan_png(images[0], 10))
     answer = httpx.post(f"{server_url}/predict?explain=true", content=path.read_bytes(),
                         headers={"Content-Type": "image/png"}).json()  # fmt: skip
     rejection = httpx.get(f"{server_url}/model").json()["rejection"]

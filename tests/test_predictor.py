@@ -10,7 +10,6 @@ import pytest
 
 from app.errors import NoInkError, UnsupportedMediaError
 from app.predictor import ModelError, Predictor
-from training.photos import small_scan
 
 
 @pytest.fixture(scope="module")
@@ -42,18 +41,14 @@ def test_rejection_follows_the_metadata_threshold(predictor: Predictor) -> None:
     assert predictor.answer(above)["digit"] == 4
 
 
-def small_scan_png(digit: np.ndarray, side: int, encode) -> bytes:
-    return encode(np.kron(np.asarray(small_scan(digit, side)), np.ones((6, 6), np.uint8)))
-
-
 def test_a_small_scan_is_judged_by_the_threshold_for_small_scans(
-    model_variant, mnist_test, encode
+    model_variant, mnist_test, encode, scan_png
 ) -> None:
     images, _ = mnist_test
     strict = Predictor.load(model_variant("strict_scans", {"lenet5.rejection": {
         "score": "min_distance", "threshold": 84.0, "low_resolution_threshold": 1.0,
     }}))  # fmt: skip
-    scans = [small_scan_png(image, 10, encode) for image in images[:10]]
+    scans = [scan_png(image, 10) for image in images[:10]]
     frames = [encode(image) for image in images[:10]]
     answers = strict.predict_many(scans + frames)
     assert all(a["rejected"] for a in answers[:10])  # type: ignore[index]
@@ -69,12 +64,12 @@ def test_a_model_without_a_threshold_for_small_scans_judges_them_as_any_image(
 
 
 def test_shipped_small_scans_threshold_accepts_some_the_other_would_reject(
-    predictor: Predictor, mnist_test, encode
+    predictor: Predictor, mnist_test, scan_png
 ) -> None:
     """Of 100 test digits scanned at 9 px, the shipped model's threshold for small scans
     accepts some that the threshold for other images would reject, and answers say so."""
     images, _ = mnist_test
-    answers = predictor.predict_many([small_scan_png(image, 9, encode) for image in images[:100]])
+    answers = predictor.predict_many([scan_png(image, 9) for image in images[:100]])
     scores = np.array([min(a["distances"].values()) for a in answers])  # type: ignore[index]
     between = (scores > predictor.threshold) & (scores <= predictor.low_resolution_threshold)
     assert between.sum() >= 5

@@ -18,7 +18,6 @@ from app.schemas import Prediction, Reading
 from model.cli import main as lenet5
 from training import numbers as numbers_module
 from training.numbers import Number, edits, make_number, make_numbers, missegmentations, photograph
-from training.photos import small_scan
 
 # Measured on these seeded strings with the shipped model (bench/read.py has the full table);
 # floors a few points below: on a canvas, 300 numbers, of which 66 touch.
@@ -124,7 +123,7 @@ def test_read_boxes_are_left_to_right_on_the_digits(client: TestClient, mnist_te
 
 @pytest.mark.parametrize("form", ["mnist-frame", "on-a-canvas", "small-scan"])
 def test_read_on_one_digit_answers_what_predict_answers(
-    client: TestClient, mnist_test, encode, form: str
+    client: TestClient, mnist_test, encode, scan_png, form: str
 ) -> None:
     images = mnist_test[0][:60]
     threshold = client.get("/model").json()["rejection"]["threshold"]
@@ -133,9 +132,8 @@ def test_read_on_one_digit_answers_what_predict_answers(
         if form == "on-a-canvas":  # enlarged on paper: /predict frames it, so must /read's piece
             image = 255 - np.kron(image, np.ones((3, 3), np.uint8))
             image = np.pad(image, 20, constant_values=255)
-        elif form == "small-scan":  # judged by the small scans' threshold on both routes
-            image = np.kron(np.asarray(small_scan(image, 9)), np.ones((6, 6), np.uint8))
-        data = encode(image)
+        # A small scan is judged by the small scans' threshold on both routes.
+        data = scan_png(image, 9) if form == "small-scan" else encode(image)
         predicted = client.post("/predict", files={"file": ("d.png", data, "image/png")}).json()
         read = client.post("/read", files={"file": ("d.png", data, "image/png")}).json()
         assert read["text"] == str(predicted["digit"])

@@ -22,7 +22,6 @@ from app.imaging import to_model_inputs
 from app.inference_schemas import InferenceResponse, ModelMetadataResponse, ServerMetadata
 from app.main import create_app
 from training.mnist import prepare
-from training.photos import small_scan
 
 MODEL = "lenet5"
 COUNT = 48  # test digits sent through each client
@@ -184,12 +183,11 @@ def test_digit_and_rejected_are_predicts_including_for_what_is_no_digit(
 
 
 def test_uploaded_small_scans_are_judged_as_predict_judges_them(
-    tc, http: httpx.Client, digits, encode: Callable[..., bytes]
+    tc, http: httpx.Client, digits, scan_png: Callable[[np.ndarray, int], bytes]
 ) -> None:
     """A scan under 28 px has its own threshold: uploads to /v2, one at a time (read with the
     /predict uploads of the moment) or together (in the decoder pool), are judged by it too."""
-    ones = np.ones((6, 6), np.uint8)
-    scans = [encode(np.kron(np.asarray(small_scan(image, 9)), ones)) for image in digits[0][:40]]
+    scans = [scan_png(image, 9) for image in digits[0][:40]]
     headers = {"Content-Type": "image/png"}
     answers = [http.post("/predict", content=scan, headers=headers).json() for scan in scans]
     rejected = [a["rejected"] for a in answers]
