@@ -30,7 +30,7 @@ from training.measure import (
     distances_of,
     small_scans,
 )
-from training.negatives import KINDS, MISSEGMENTATIONS, SHAPES
+from training.negatives import KINDS, MISSEGMENTATIONS, SHAPES, make_negatives
 from training.plots import confusion_matrix, plot_confusion, plot_rejection_curve
 
 GROUP_TITLES = {"shapes": "non-digit shapes", "missegmentations": "mis-segmented pieces"}
@@ -98,16 +98,16 @@ def feedback_report(directory: Path, net: LeNet5, threshold: float) -> dict[str,
 
 
 def scan_report(
-    net: LeNet5, data: mnist.Mnist, count: int, val_d: Tensor, negatives: np.ndarray
+    net: LeNet5, data: mnist.Mnist, count: int, threshold: float, negatives: np.ndarray
 ) -> dict[str, Any]:
-    """`count` test digits and the non-digit shapes among `negatives`, scanned at 8-16 px and
-    read as the service reads such scans, judged at the model's two thresholds: the one for
-    small scans (calibrated on validation digits scanned alike) and the one for the rest. A
-    non-digit the scan leaves without ink counts as refused."""
+    """`count` test digits and the non-digit `negatives`, scanned at 8-16 px and read as the
+    service reads such scans, judged at the model's two thresholds: the one for small scans
+    (calibrated on the validation digits scanned alike, as the export stores it) and
+    `threshold`, the one for the rest. A non-digit the scan leaves without ink counts as
+    refused."""
     held_out, _ = calibration_split(data)
-    calibrated = calibrate_low_resolution(net, held_out.images)  # as the export stores it
+    calibrated = calibrate_low_resolution(net, held_out.images)
     scan_threshold = float(calibrated["low_resolution_threshold"])
-    threshold = float(calibrate(val_d)["threshold"])
     inputs, read = small_scans(data.test.images[:count], HELD_OUT_SCANS_SEED)
     digits_d = distances_of(net, torch.from_numpy(inputs))
     labels = data.test.labels[:count][read]
@@ -231,27 +231,22 @@ def main(args: argparse.Namespace) -> int:
     digits = digit_report(labels, test_d.argmin(1).numpy())
     args.plot_dir.mkdir(parents=True, exist_ok=True)
     plot_confusion(labels, test_d.argmin(1).numpy(), args.plot_dir / "confusion.png", "test")
-    rejection = feedback = None
+    rejection = feedback = scans = None
+    threshold = float(calibrate(val_d)["threshold"])
     if args.feedback:
-        feedback = feedback_report(args.feedback, net, float(calibrate(val_d)["threshold"]))
+        feedback = feedback_report(args.feedback, net, threshold)
     if args.negatives:
-        from training.negatives import make_negatives
-
         rng = np.random.default_rng(HELD_OUT_NEGATIVES_SEED)
         # Built from test digits, so no piece of a held-out negative was seen in training.
         fakes, kinds = make_negatives(data.test.images, data.test.labels, args.negatives, rng)
         negatives_d = distances_of(net, torch.from_numpy(mnist.prepare(fakes)))
-        threshold = float(calibrate(val_d)["threshold"])
         rejection = rejection_report(test_d, labels, negatives_d, kinds, threshold)
         plot_rejection_curve(test_d.numpy(), labels, negatives_d.numpy(), threshold,
                              args.plot_dir / "rejection.png")  # fmt: skip
-    scans = None
     if args.small_scans:
-        from training.negatives import make_negatives
-
         rng = np.random.default_rng(HELD_OUT_SCANS_SEED)
         shapes, _ = make_negatives(data.test.images, labels, args.small_scans, rng, SHAPES)
-        scans = scan_report(net, data, args.small_scans, val_d, shapes)
+        scans = scan_report(net, data, args.small_scans, threshold, shapes)
     if args.json:
         report = {"digits": digits, "rejection": rejection, "feedback": feedback, "scans": scans}
         print(json.dumps(report, indent=2))
