@@ -763,3 +763,31 @@ def test_a_shadows_edge_is_found_to_a_fraction_of_a_degree(degrees: float) -> No
     found_rho, found_theta = found
     assert abs(np.degrees(found_theta) - degrees) < 0.25, np.degrees(found_theta)
     assert abs(found_rho - rho) < 1.0, (found_rho, rho)
+
+
+@pytest.mark.parametrize("degrees", [0.0, 33.0, 90.0, 151.0, 225.0, 300.0])
+@pytest.mark.parametrize("offset", [0.0, 0.45])
+def test_a_straight_shadow_always_leaves_the_border_of_two_levels(
+    degrees: float, offset: float
+) -> None:
+    # The shadow search is skipped for images whose border is one grey level: a hard shadow on
+    # noiseless paper, its edge through the middle or near a corner, must never look like one.
+    theta = np.radians(degrees)
+    ys, xs = np.mgrid[0:192, 0:256].astype(np.float64)
+    along = (xs - 128) * np.cos(theta) + (ys - 96) * np.sin(theta)
+    sheet = np.where(along > offset * np.abs(along).max(), 150, 255).astype(np.uint8)
+    assert not clean_module._one_level_border(sheet)
+    assert clean_module._one_level_border(np.full((192, 256), 255, np.uint8))
+
+
+def test_numbers_on_a_canvas_clean_as_the_shadow_search_would_clean_them(
+    mnist_test, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    images, labels = mnist_test
+    rng = np.random.default_rng(11)
+    canvases = [make_number(images, labels, int(rng.integers(2, 11)), rng).image for _ in range(20)]
+    skipped = [clean(canvas) for canvas in canvases]
+    assert all(clean_module._one_level_border(canvas) for canvas in canvases)
+    monkeypatch.setattr(clean_module, "_one_level_border", lambda grey: False)
+    for canvas, fast in zip(canvases, skipped, strict=True):
+        np.testing.assert_array_equal(clean(canvas).ink, fast.ink)

@@ -4,10 +4,10 @@ A phone photo of paper is lit unevenly, may be ruled or squared, and its ink may
 or a pencil's grey; a scan or a canvas export is already two clean levels. `clean` decides from
 the image which it is. A scan smaller than MNIST's frame is read at its own pixels (an
 enlargement by repeated pixels taken back to them) interpolated up. A hard shadow's straight
-edge across the sheet is found first and the shadow lit like the rest (its depth and its edge's
-profile measured along the edge). The ink's polarity is the side of the median reaching
-further, or, in an image mostly in a shadow, what stands out from the paper around it (a median
-filter). Then, when the paper is one level (its class of Otsu's split is tight), the paper is
+edge across the sheet is found first (an image whose border is one level, a canvas's export,
+has none) and the shadow lit like the rest (its depth and its edge's profile measured along the
+edge). The ink's polarity is the side of the median reaching further, or, in an image mostly in
+a shadow, what stands out from the paper around it (a median filter). Then, when the paper is one level (its class of Otsu's split is tight), the paper is
 that level, as for any clean image; otherwise the paper is estimated around every pixel (a
 grey-level closing on a reduced image, which removes the strokes and keeps the light) and
 divided out. Long thin straight structures (printed rules, a grid) are then removed unless a
@@ -102,7 +102,7 @@ def clean(grey: np.ndarray, scale: float = 1.0) -> Ink:
         dark = _dark_of_median(grey)
     else:
         reduced, reduction = _reduced(grey)
-        evened = _without_shadow_edge(grey, reduced, reduction)
+        evened = grey if _one_level_border(grey) else _without_shadow_edge(grey, reduced, reduction)
         if evened is not grey:
             grey = evened
             reduced, _ = _reduced(grey)
@@ -232,6 +232,19 @@ def _dark_of_median(grey: np.ndarray) -> bool:
     pencil stroke may be fewer pixels than any percentile's share."""
     levels = grey.astype(np.float32) - _median(_histogram(grey))
     return _strongest(np.maximum(-levels, 0)) >= _strongest(np.maximum(levels, 0))
+
+
+def _one_level_border(grey: np.ndarray) -> bool:
+    """Whether every pixel on the image's border has the same grey level, as a canvas's export
+    or a scan's clipped white has: then no shadow's straight edge crosses the image, since its
+    line would leave part of the border in the shadow and part in the light."""
+    level = grey[0, 0]
+    return bool(
+        (grey[0] == level).all()
+        and (grey[-1] == level).all()
+        and (grey[:, 0] == level).all()
+        and (grey[:, -1] == level).all()
+    )
 
 
 def _without_shadow_edge(grey: np.ndarray, reduced: np.ndarray, factor: float) -> np.ndarray:
@@ -409,7 +422,7 @@ def _rules(mask: np.ndarray) -> np.ndarray:
     binary = mask.astype(np.uint8) * 255
     length = round(RULE_LENGTH * min(height, width))
     found = np.zeros_like(binary)
-    if not _may_hold_a_line(binary, length, length // 8):
+    if not _profiles_may_hold_a_line(binary, length, length // 8):
         return found.astype(bool)
     # A pen's stroke is thicker than a printed line: what survives an opening wider than the
     # line is a stroke, kept where it crosses one.
@@ -418,10 +431,11 @@ def _rules(mask: np.ndarray) -> np.ndarray:
     strokes = cv2.morphologyEx(binary, cv2.MORPH_OPEN, np.ones((side, side), np.uint8))
     strokes = cv2.dilate(strokes, np.ones((3, 3), np.uint8))
     # Paper with rules has some of them clear of the strokes: looked for there first, which
-    # costs a fraction of the whole mask's transform where a large digit is all there is. The
-    # whole mask's then finds the rules' full length, across the strokes.
+    # costs a fraction of the whole mask's transform where a large digit is all there is (and
+    # a line of digits, whose strokes chain across the mask, holds no line there). The whole
+    # mask's then finds the rules' full length, across the strokes.
     thin = np.where(strokes == 0, binary, np.uint8(0))
-    if not len(_segments(thin, length)):
+    if not _may_hold_a_line(thin, length, length // 8) or not len(_segments(thin, length)):
         return found.astype(bool)
     for x1, y1, x2, y2 in _segments(binary, length):
         cv2.line(found, (int(x1), int(y1)), (int(x2), int(y2)), 255, 2 * thickness + 1)
@@ -442,17 +456,25 @@ def _may_hold_a_line(binary: np.ndarray, length: int, gap: int) -> bool:
     pixels, in the mask: only if some chain of components, each within gap + 1 pixels of the
     next, spans `length` across or down. Much cheaper than the transform, which most photos
     (a digit on plain paper, smaller than a line) need not pay."""
-    reach = gap // 2 + 1  # dilated this much, components gap + 1 apart touch
     # Such a chain's columns (or rows) hold ink with no gap wider than 2 * reach: first that,
-    # on the mask's profiles, which rules a digit on plain paper out for a fraction of the cost.
-    profiles = binary.max(axis=0) > 0, binary.max(axis=1) > 0
-    if all(_longest_run(profile, 2 * reach) < length for profile in profiles):
+    # which rules a digit on plain paper out for a fraction of the cost.
+    if not _profiles_may_hold_a_line(binary, length, gap):
         return False
+    reach = gap // 2 + 1  # dilated this much, components gap + 1 apart touch
     side = 2 * reach + 1
     grown = cv2.dilate(binary, cv2.getStructuringElement(cv2.MORPH_RECT, (side, side)))
     stats = labelled(grown)[2]
     spans = stats[1:, [cv2.CC_STAT_WIDTH, cv2.CC_STAT_HEIGHT]] - 2 * reach
     return bool((spans >= length).any())
+
+
+def _profiles_may_hold_a_line(binary: np.ndarray, length: int, gap: int) -> bool:
+    """Whether the mask's column or row profile holds ink across `length` with no run of paper
+    wider than 2 * (gap // 2 + 1): what any segment HoughLinesP finds, bridging gaps of up to
+    `gap` pixels, needs (_may_hold_a_line's first test)."""
+    reach = gap // 2 + 1
+    profiles = binary.max(axis=0) > 0, binary.max(axis=1) > 0
+    return any(_longest_run(profile, 2 * reach) >= length for profile in profiles)
 
 
 def _longest_run(occupied: np.ndarray, gap: int) -> int:
