@@ -29,7 +29,7 @@ from app.imaging.clean import clean
 from app.imaging.decode import decode_scaled
 from app.imaging.frame import frames_to_inputs
 from app.predictor import Predictor
-from app.reading import frame_pieces, pen_change, reading, segment_upload
+from app.reading import Segmentation, frame_pieces, pen_change, reading, segment_upload
 from app.reading.graph import PIECE_COST, Geometry
 from app.reading.segment import Piece, candidates
 from training import photos
@@ -166,6 +166,11 @@ def sweep(args: argparse.Namespace) -> None:
             pass
     print(f"{len(numbers)} of {len(made)} numbers segmented, the others refused")
     scored = [predictor.run(frames_to_inputs(f.frames, predictor.spec)) for f in found]
+    reach = [within_reach(f, d, n.text) for f, d, n in zip(found, scored, numbers, strict=True)]
+    touching = np.array([n.touching for n in numbers])
+    print("within reach of any setting (some path of pieces each read as its digit): "
+          f"all {np.mean(reach):.1%}, separate {np.mean(np.array(reach)[~touching]):.1%}, "
+          f"touching {np.mean(np.array(reach)[touching]):.1%}")  # fmt: skip
     results = []
     grid = ((2.0, 3.0, 4.0), (0.0, 10.0, 20.0, 40.0), (0.0, 5.0, 10.0), (0.0, 3.0, 6.0, 10.0))
     for piece, gap, wide, apart in itertools.product(*grid):
@@ -179,6 +184,21 @@ def sweep(args: argparse.Namespace) -> None:
     shown = ranked[: args.top] + [r for r in ranked if r[2:] == (0.0,) * 3 and r[1] == PIECE_COST]
     for exact, piece, gap, wide, apart in shown:
         print(f"piece {piece}, gap {gap}, wide {wide}, apart {apart}: exact {exact:.1%}")
+
+
+def within_reach(found: Segmentation, distances: np.ndarray, text: str) -> bool:
+    """Whether some path through the segmentation graph reads `text`, each of its pieces read
+    as its digit: what the best choice of the path's costs could read at most."""
+    digits = [str(d) for d in distances.argmin(axis=1).tolist()]
+    # reached[node]: how many of the text's digits some path to that primitive boundary reads.
+    reached: list[set[int]] = [set() for _ in range(found.count + 1)]
+    reached[0].add(0)
+    for index in sorted(range(len(found.spans)), key=lambda i: found.spans[i][0]):
+        first, last = found.spans[index]
+        reached[last].update(
+            k + 1 for k in reached[first] if k < len(text) and digits[index] == text[k]
+        )
+    return len(text) in reached[found.count]
 
 
 def speed(args: argparse.Namespace) -> None:
