@@ -22,8 +22,7 @@ with --photos-only), with 4 clients: POST /predict of a 1-MP and of a 12-MP phon
 digit on paper, POST /read of a 6-digit number drawn on a 600×150 canvas (PNG) and of a 1-MP
 photo of one (bench/speed_inputs.py, MNIST test digits), in rounds, each answer checked first,
 and the pieces scored per read from /metrics; with the default decoder process, then one per
-core. Then, with the server stopped, onnxruntime
-alone (batch 1 latency per optimisation level and thread count, batch 256 throughput) and the
+core, then one more. Then, with the server stopped, onnxruntime alone (batch 1 latency per optimisation level and thread count, batch 256 throughput) and the
 pieces of one request in-process.
 The load average is recorded beside every figure: another job on the machine depresses them.
 Needs wrk (Debian: apt-get install wrk) and the MNIST test files (LENET5_TEST_DATA_DIR, else
@@ -64,8 +63,10 @@ PHOTO_TARGETS: dict[str, dict[str, float]] = {
     "read_photo_1mp_6_digits": {"requests_per_s": 80},
 }
 PHOTO_CONNECTIONS = 4
-# Decoder processes the photo scenarios run with: the service's default, and one per core.
-PHOTO_DECODERS = (1, os.cpu_count() or 1)
+# Decoder processes the photo scenarios run with: the service's default, one per core, and one
+# more than the cores, which keeps them busy while a decoder's answer travels back to the event
+# loop and the next upload travels to it.
+PHOTO_DECODERS = (1, os.cpu_count() or 1, (os.cpu_count() or 1) + 1)
 # Distinct bodies each photo scenario cycles through (a 12-MP JPEG is ~3 MB).
 PHOTO_BODIES = 12
 # The scenarios run in rounds; the last against the server that writes an access log.
