@@ -22,8 +22,9 @@ with --photos-only), with 4 clients: POST /predict of a 1-MP and of a 12-MP phon
 digit on paper, POST /read of a 6-digit number drawn on a 600×150 canvas (PNG) and of a 1-MP
 photo of one (bench/speed_inputs.py, MNIST test digits), in rounds, each answer checked first,
 and the pieces scored per read from /metrics; with the default decoder process, then one per
-core, then one more. Then, with the server stopped, onnxruntime alone (batch 1 latency per optimisation level and thread count, batch 256 throughput) and the
-pieces of one request in-process.
+core, then one more. Then, with the server stopped, onnxruntime alone (batch 1 latency per
+optimisation level and thread count, batch 256 throughput) and the pieces of one request
+in-process.
 The load average is recorded beside every figure: another job on the machine depresses them.
 Needs wrk (Debian: apt-get install wrk) and the MNIST test files (LENET5_TEST_DATA_DIR, else
 ../shared/data/mnist).
