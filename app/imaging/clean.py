@@ -7,12 +7,12 @@ enlargement by repeated pixels taken back to them) interpolated up. A hard shado
 edge across the sheet is found first (an image whose border is one level, a canvas's export,
 has none) and the shadow lit like the rest (its depth and its edge's profile measured along the
 edge). The ink's polarity is the side of the median reaching further, or, in an image mostly in
-a shadow, what stands out from the paper around it (a median filter). Then, when the paper is one level (its class of Otsu's split is tight), the paper is
-that level, as for any clean image; otherwise the paper is estimated around every pixel (a
-grey-level closing on a reduced image, which removes the strokes and keeps the light) and
-divided out. Long thin straight structures (printed rules, a grid) are then removed unless a
-stroke thicker than they are crosses them, where some of them stand clear of the strokes; and
-so are specks.
+a shadow, what stands out from the paper around it (a median filter). Then, when the paper is
+one level (its class of Otsu's split is tight), the paper is that level, as for any clean image;
+otherwise the paper is estimated around every pixel (a grey-level closing on a reduced image,
+which removes the strokes and keeps the light) and divided out. Long thin straight structures
+(printed rules, a grid) are then removed unless a stroke thicker than they are crosses them,
+where some of them stand clear of the strokes; and so are specks.
 """
 
 from dataclasses import dataclass
