@@ -456,11 +456,11 @@ def _may_hold_a_line(binary: np.ndarray, length: int, gap: int) -> bool:
     pixels, in the mask: only if some chain of components, each within gap + 1 pixels of the
     next, spans `length` across or down. Much cheaper than the transform, which most photos
     (a digit on plain paper, smaller than a line) need not pay."""
+    reach = gap // 2 + 1  # dilated this much, components gap + 1 apart touch
     # Such a chain's columns (or rows) hold ink with no gap wider than 2 * reach: first that,
     # which rules a digit on plain paper out for a fraction of the cost.
     if not _profiles_may_hold_a_line(binary, length, gap):
         return False
-    reach = gap // 2 + 1  # dilated this much, components gap + 1 apart touch
     side = 2 * reach + 1
     grown = cv2.dilate(binary, cv2.getStructuringElement(cv2.MORPH_RECT, (side, side)))
     stats = labelled(grown)[2]
