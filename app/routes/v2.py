@@ -296,12 +296,11 @@ async def answer(request: Request, predictor: Predictor) -> Response:
     tensor = next(iter(parsed.inputs.values()))
 
     def respond(
-        distances: np.ndarray, judged: np.ndarray | None = None
+        distances: np.ndarray, verdicts: tuple[np.ndarray, np.ndarray] | None = None
     ) -> tuple[bytes, int | None]:
-        """The response for the images' distances, `judged` their verdicts when an upload's
-        reading gave them (a small scan has its own threshold), else from the distances."""
-        digits, rejected = predictor.verdicts(distances)
-        rejected = rejected if judged is None else judged
+        """The response for the images' distances; `verdicts` (digits, rejected) when the
+        uploads' reading judged them (a small scan by its own threshold), else judged here."""
+        digits, rejected = predictor.verdicts(distances) if verdicts is None else verdicts
         service.metrics.observe_predictions(digits, rejected)
         arrays = {"distances": distances, "digit": digits, "rejected": rejected}
         return encode_response(
@@ -314,7 +313,6 @@ async def answer(request: Request, predictor: Predictor) -> Response:
 
     if isinstance(tensor.data, list):
         check_sizes(tensor.data, settings.max_upload_bytes)
-    if isinstance(tensor.data, list):
         # Files are read as /predict reads them: a small PNG with the /predict uploads of the
         # same turn of the event loop, anything else in the decoder pool, bounded like theirs.
         uploads = tensor.data
@@ -323,7 +321,7 @@ async def answer(request: Request, predictor: Predictor) -> Response:
             if isinstance(result, RequestError):
                 raise unreadable(0, result)
             distances = np.array([[result["distances"][digit] for digit in DIGITS]], np.float32)
-            judged = np.array([result["rejected"]])
+            verdicts = np.array([result["digit"]], np.int64), np.array([result["rejected"]])
         else:
             pool = service.pool
             if pool is None:
@@ -334,8 +332,8 @@ async def answer(request: Request, predictor: Predictor) -> Response:
                 first = min(prepared.errors)
                 raise unreadable(first, prepared.errors[first])
             distances = await anyio.to_thread.run_sync(predictor.run, prepared.inputs)
-            judged = predictor.verdicts(distances, prepared.low_resolution)[1]
-        content, json_size = respond(distances, judged)
+            verdicts = predictor.verdicts(distances, prepared.low_resolution)
+        content, json_size = respond(distances, verdicts)
     elif small and len(tensor.data) <= INLINE_IMAGES:
         content, json_size = respond(distances_of(predictor, tensor.data))
     else:
