@@ -9,10 +9,9 @@ from torch import Tensor
 
 from model.lenet5 import LeNet5
 from training import mnist
+from training.photos import SCAN_SIDES, small_scan
 
 ACCEPT_VALIDATION = 0.99  # share of validation digits the rejection threshold accepts
-# Sides a small scan is taken at (small_scans), all under the model's 28-px frame.
-SCAN_SIDES = (8, 16)
 # The scans of the held-out digits the threshold for small scans is calibrated on.
 CALIBRATION_SCANS_SEED = 20_261_203
 PAPER_RESULTS = {"LeNet-5": 0.0095, "LeNet-5 with distortions": 0.008, "boosted LeNet-4": 0.007}
@@ -56,7 +55,6 @@ def small_scans(images: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
     low-resolution scan; and the indices of the images they are. One too faint to survive
     the scan has no ink and is left out."""
     from app.imaging import to_model_inputs
-    from training.photos import small_scan
 
     sides = np.random.default_rng(seed).integers(SCAN_SIDES[0], SCAN_SIDES[1] + 1, len(images))
     uploads = []

@@ -173,6 +173,10 @@ def _chalk(digit: np.ndarray, rng: np.random.Generator) -> Sheet:
     return sheet
 
 
+# The sides a small scan is taken at, all under the model's 28-px frame.
+SCAN_SIDES = (8, 16)
+
+
 def small_scan(digit: np.ndarray, side: int) -> Image.Image:
     """The digit scanned at `side` px a side, dark on light: each pixel the mean of what it
     covers."""
@@ -180,8 +184,8 @@ def small_scan(digit: np.ndarray, side: int) -> Image.Image:
 
 
 def low_resolution(digit: np.ndarray, rng: np.random.Generator) -> Sheet:
-    """A scan at 8..16 px a side, upscaled by nearest or bilinear resampling."""
-    side = int(rng.integers(8, 17))
+    """A scan at SCAN_SIDES px a side, upscaled by nearest or bilinear resampling."""
+    side = int(rng.integers(SCAN_SIDES[0], SCAN_SIDES[1] + 1))
     small = small_scan(digit, side)
     factor = int(rng.integers(4, 12))
     method = Image.Resampling.NEAREST if rng.random() < 0.5 else Image.Resampling.BILINEAR
