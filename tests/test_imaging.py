@@ -29,6 +29,7 @@ from app.imaging.clean import (
     clean,
 )
 from app.imaging.decode import _grey, _plain_grey_png, decode_scaled
+from app.imaging.frame import _fit
 from app.imaging.locate import labelled, parts_of
 from model.spec import INPUT as DEFAULT_SPEC
 from model.spec import InputSpec
@@ -170,6 +171,17 @@ def in_corner(digit: Digit) -> Digit:
 def test_off_centre_mnist_frame_is_recentred(digits: np.ndarray) -> None:
     moved = [in_corner(digit) for digit in digits]
     assert_same_digits([encode(m, "PNG") for m in moved], digits)
+
+
+
+@pytest.mark.parametrize("shape", [(90, 60), (60, 90), (13, 200), (200, 7), (20, 20), (5, 3)])
+def test_framing_resamples_as_pillows_bilinear_resize(shape: tuple[int, int]) -> None:
+    ink = np.random.default_rng(sum(shape)).random(shape, dtype=np.float32)
+    height, width = shape
+    scale = DEFAULT_SPEC.digit_box / max(shape)
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    image = Image.fromarray(ink, "F").resize(size, Image.Resampling.BILINEAR)
+    np.testing.assert_allclose(_fit(ink, DEFAULT_SPEC.digit_box), np.asarray(image), atol=1e-6)
 
 
 Encoder = Callable[[Digit, Digit], bytes]  # (digit, another digit) -> file

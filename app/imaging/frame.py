@@ -9,10 +9,10 @@ the network was taught to refuse are framed alike.
 """
 
 from collections.abc import Sequence
+from functools import lru_cache
 
 import cv2
 import numpy as np
-from PIL import Image
 
 from model.spec import INPUT, InputSpec
 
@@ -64,35 +64,47 @@ def in_mnist_format(greys: list[np.ndarray], spec: InputSpec) -> list[bool]:
     return answers
 
 
-# Profiles are short, and plain Python on them beats a dozen numpy calls' overhead.
-def _profiles(a: np.ndarray) -> tuple[list[float], list[float]]:
-    """Row and column sums."""
-    return a.sum(axis=1).tolist(), a.sum(axis=0).tolist()
-
-
-def _centre(profile: list[float]) -> float:
-    """Centre of mass of a profile, in pixel indices."""
-    return sum(i * mass for i, mass in enumerate(profile)) / sum(profile)
-
-
 def _fit(ink: np.ndarray, box: int) -> np.ndarray:
-    """Scale so the longer side is `box` pixels, anti-aliased like MNIST's size normalisation
-    (Pillow's BILINEAR widens its triangle filter by the shrink factor, so shrinking averages)."""
+    """Scale so the longer side is `box` pixels, anti-aliased like MNIST's size normalisation:
+    Pillow's BILINEAR resampling, whose triangle filter widens by the shrink factor so that
+    shrinking averages, done as its two passes (rows, then columns) of the same weights."""
     height, width = ink.shape
     scale = box / max(height, width)
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    # Through raw buffers: Image.fromarray's and np.asarray's array interfaces cost more than
-    # the resampling on images this small, and /read frames dozens of pieces a line.
-    pixels = np.ascontiguousarray(ink, np.float32)
-    image = Image.frombuffer("F", (width, height), pixels, "raw", "F", 0, 1)
-    fitted = image.resize(size, Image.Resampling.BILINEAR).tobytes()
-    return np.frombuffer(fitted, np.float32).reshape(size[1], size[0])
+    # As matrix products, not through Pillow: its image objects cost more than the resampling
+    # on images this small, and /read frames dozens of pieces a line.
+    out = np.asarray(ink, np.float32)
+    if size[0] != width:
+        out = (out.astype(np.float64) @ _weights(width, size[0]).T).astype(np.float32)
+    if size[1] != height:
+        out = (_weights(height, size[1]) @ out.astype(np.float64)).astype(np.float32)
+    return out
+
+
+@lru_cache(maxsize=4096)
+def _weights(size: int, fitted: int) -> np.ndarray:
+    """Pillow's BILINEAR weights (its precompute_coeffs) from `size` pixels to `fitted`:
+    float64 (fitted, size), each row summing to 1."""
+    scale = size / fitted
+    support = max(scale, 1.0)  # the triangle's half-width, in input pixels
+    centre = (np.arange(fitted) + 0.5) * scale
+    # Pillow's C truncates toward zero, then clamps to the image.
+    first = np.maximum((centre - support + 0.5).astype(np.int64), 0)[:, None]
+    end = np.minimum((centre + support + 0.5).astype(np.int64), size)[:, None]
+    pixel = np.arange(size)[None, :]
+    weights = np.maximum(1 - np.abs((pixel - centre[:, None] + 0.5) / support), 0)
+    weights[(pixel < first) | (pixel >= end)] = 0
+    weights /= weights.sum(axis=1, keepdims=True)
+    weights.flags.writeable = False
+    return weights
 
 
 def _place(digit: np.ndarray, frame: int) -> np.ndarray:
     """Put the centre of mass at frame / 2, as MNIST did, keeping all the ink in the frame."""
     height, width = digit.shape
-    cy, cx = map(_centre, _profiles(digit))
+    mass = float(digit.sum(dtype=np.float64))
+    cy = float(digit.sum(axis=1, dtype=np.float64) @ np.arange(height)) / mass
+    cx = float(digit.sum(axis=0, dtype=np.float64) @ np.arange(width)) / mass
     top = min(max(round(frame / 2 - cy), 0), frame - height)
     left = min(max(round(frame / 2 - cx), 0), frame - width)
     out = np.zeros((frame, frame), np.uint8)
