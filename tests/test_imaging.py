@@ -29,7 +29,7 @@ from app.imaging.clean import (
     clean,
 )
 from app.imaging.decode import _grey, _plain_grey_png, decode_scaled
-from app.imaging.frame import _fit
+from app.imaging.frame import _fit, frame_ink
 from app.imaging.locate import labelled, parts_of
 from model.spec import INPUT as DEFAULT_SPEC
 from model.spec import InputSpec
@@ -173,7 +173,6 @@ def test_off_centre_mnist_frame_is_recentred(digits: np.ndarray) -> None:
     assert_same_digits([encode(m, "PNG") for m in moved], digits)
 
 
-
 @pytest.mark.parametrize("shape", [(90, 60), (60, 90), (13, 200), (200, 7), (20, 20), (5, 3)])
 def test_framing_resamples_as_pillows_bilinear_resize(shape: tuple[int, int]) -> None:
     ink = np.random.default_rng(sum(shape)).random(shape, dtype=np.float32)
@@ -182,6 +181,17 @@ def test_framing_resamples_as_pillows_bilinear_resize(shape: tuple[int, int]) ->
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
     image = Image.fromarray(ink, "F").resize(size, Image.Resampling.BILINEAR)
     np.testing.assert_allclose(_fit(ink, DEFAULT_SPEC.digit_box), np.asarray(image), atol=1e-6)
+
+
+# Fitted to 20 rows of 1 or 2 columns, 1 or 2 rows of 20 columns, or 1 pixel.
+@pytest.mark.parametrize("shape", [(40, 1), (40, 4), (1, 40), (4, 40), (1, 1), (2, 2)])
+def test_a_stroke_a_pixel_or_two_wide_is_framed_at_the_centre(shape: tuple[int, int]) -> None:
+    frame = frame_ink(np.ones(shape, np.float32)).astype(np.float64)
+    rows, columns = frame.sum(axis=1), frame.sum(axis=0)
+    centre = np.arange(DEFAULT_SPEC.frame)
+    assert frame.sum() > 0
+    assert abs(rows @ centre / rows.sum() - DEFAULT_SPEC.frame / 2) <= 1
+    assert abs(columns @ centre / columns.sum() - DEFAULT_SPEC.frame / 2) <= 1
 
 
 Encoder = Callable[[Digit, Digit], bytes]  # (digit, another digit) -> file

@@ -73,11 +73,12 @@ def _fit(ink: np.ndarray, box: int) -> np.ndarray:
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
     # As matrix products, not through Pillow: its image objects cost more than the resampling
     # on images this small, and /read frames dozens of pieces a line.
+    # Each pass sums in float64 and stores float32, as Pillow does.
     out = np.asarray(ink, np.float32)
     if size[0] != width:
-        out = (out.astype(np.float64) @ _weights(width, size[0]).T).astype(np.float32)
+        out = (out @ _weights(width, size[0]).T).astype(np.float32)
     if size[1] != height:
-        out = (_weights(height, size[1]) @ out.astype(np.float64)).astype(np.float32)
+        out = (_weights(height, size[1]) @ out).astype(np.float32)
     return out
 
 
@@ -102,9 +103,9 @@ def _weights(size: int, fitted: int) -> np.ndarray:
 def _place(digit: np.ndarray, frame: int) -> np.ndarray:
     """Put the centre of mass at frame / 2, as MNIST did, keeping all the ink in the frame."""
     height, width = digit.shape
-    mass = float(digit.sum(dtype=np.float64))
-    cy = float(digit.sum(axis=1, dtype=np.float64) @ np.arange(height)) / mass
-    cx = float(digit.sum(axis=0, dtype=np.float64) @ np.arange(width)) / mass
+    # In float64: OpenCV reads a float32 array of one or two columns as a list of points.
+    moments = cv2.moments(digit.astype(np.float64))
+    cy, cx = moments["m01"] / moments["m00"], moments["m10"] / moments["m00"]
     top = min(max(round(frame / 2 - cy), 0), frame - height)
     left = min(max(round(frame / 2 - cx), 0), frame - width)
     out = np.zeros((frame, frame), np.uint8)
