@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 import pytest
 from PIL import Image, ImageFile
+from threadpoolctl import threadpool_info
 
 from app.errors import (
     CorruptImageError,
@@ -813,3 +814,10 @@ def test_numbers_on_a_canvas_clean_as_the_shadow_search_would_clean_them(
     monkeypatch.setattr(clean_module, "_one_level_border", lambda grey: False)
     for canvas, fast in zip(canvases, skipped, strict=True):
         np.testing.assert_array_equal(clean(canvas).ink, fast.ink)
+
+
+def test_the_imaging_keeps_numpys_blas_to_one_thread() -> None:
+    # Several threads would spin between the framing's small matrix products, for nothing.
+    blas = [pool for pool in threadpool_info() if pool["user_api"] == "blas"]
+    assert blas
+    assert all(pool["num_threads"] == 1 for pool in blas)

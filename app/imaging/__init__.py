@@ -20,6 +20,7 @@ from typing import Any, NamedTuple
 import cv2
 import numpy as np
 from PIL import Image
+from threadpoolctl import threadpool_limits
 
 from app.errors import InternalError, NoInkError, RequestError
 from app.imaging.clean import Ink, clean
@@ -51,6 +52,9 @@ log = logging.getLogger("lenet5")
 # processes, and on images this small OpenCV's own pool spends more CPU handing work between
 # its threads than it saves (bench/imaging_stages.py prints both).
 cv2.setNumThreads(1)
+# And one BLAS thread: numpy's OpenBLAS would share the framing's matrix products of a
+# photo's digit among threads that then spin, doubling a decoder's CPU for nothing.
+threadpool_limits(1, user_api="blas")
 # Longest side of the cleaned ink map the explain view shows.
 VIEW_SIDE = 256
 
