@@ -2,7 +2,10 @@
 
 import importlib
 import io
+import json
 import struct
+import subprocess
+import sys
 import zlib
 from collections.abc import Callable
 
@@ -10,7 +13,6 @@ import cv2
 import numpy as np
 import pytest
 from PIL import Image, ImageFile
-from threadpoolctl import threadpool_info
 
 from app.errors import (
     CorruptImageError,
@@ -817,7 +819,14 @@ def test_numbers_on_a_canvas_clean_as_the_shadow_search_would_clean_them(
 
 
 def test_the_imaging_keeps_numpys_blas_to_one_thread() -> None:
-    # Several threads would spin between the framing's small matrix products, for nothing.
-    blas = [pool for pool in threadpool_info() if pool["user_api"] == "blas"]
+    # Several threads would spin between the framing's small matrix products, for nothing. In
+    # a process of its own, as a decoder starts: torch, loaded later by other tests, brings
+    # BLAS libraries of its own that the service never loads.
+    script = (
+        "import json, app.imaging, threadpoolctl; "
+        "print(json.dumps([p for p in threadpoolctl.threadpool_info() if p['user_api'] == 'blas']))"
+    )
+    found = subprocess.run([sys.executable, "-c", script], capture_output=True, check=True)
+    blas = json.loads(found.stdout)
     assert blas
     assert all(pool["num_threads"] == 1 for pool in blas)
