@@ -72,8 +72,8 @@ def _fit(ink: np.ndarray, box: int) -> np.ndarray:
     scale = box / max(height, width)
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
     # As matrix products, not through Pillow: its image objects cost more than the resampling
-    # on images this small, and /read frames dozens of pieces a line.
-    # Each pass sums in float64 and stores float32, as Pillow does.
+    # on images this small, and /read frames dozens of pieces a line. Each pass sums in
+    # float64 and stores float32, as Pillow's does.
     out = np.asarray(ink, np.float32)
     if size[0] != width:
         out = (out @ _weights(width, size[0]).T).astype(np.float32)
