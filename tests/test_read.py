@@ -17,7 +17,15 @@ from app.reading.segment import _minima
 from app.schemas import Prediction, Reading
 from model.cli import main as lenet5
 from training import numbers as numbers_module
-from training.numbers import Number, edits, make_number, make_numbers, missegmentations, photograph
+from training.numbers import (
+    Number,
+    edits,
+    make_number,
+    make_numbers,
+    missegmentations,
+    photograph,
+    segmented_digits,
+)
 
 # Measured on these seeded strings with the shipped model (bench/read.py has the full table);
 # floors a few points below: on a canvas, 300 numbers, of which 66 touch.
@@ -265,6 +273,22 @@ def test_missegmentations_are_framed_pieces_that_are_not_one_digit(
     assert (pieces.reshape(200, -1).max(axis=1) > 0).all()
     again = missegmentations(images[:5000], labels[:5000], 200, np.random.default_rng(0))
     assert np.array_equal(pieces, again)
+
+
+def test_segmented_digits_are_framed_pieces_of_one_digit_labelled_as_it(
+    mnist_train, predictor: Predictor
+) -> None:
+    images, labels = mnist_train
+    frames, cut_labels = segmented_digits(images[:5000], labels[:5000], 200,
+                                          np.random.default_rng(0))  # fmt: skip
+    assert frames.shape == (200, 28, 28) and frames.dtype == np.uint8
+    assert set(cut_labels.tolist()) == set(range(10))
+    # The label is the digit the piece shows: the shipped model, which reads MNIST's training
+    # digits nearly all right, reads these as their labels, not one in ten as by chance.
+    read = predictor.run(frames_to_inputs(frames, predictor.spec)).argmin(axis=1)
+    assert (read == cut_labels).mean() > 0.9
+    again = segmented_digits(images[:5000], labels[:5000], 200, np.random.default_rng(0))
+    assert np.array_equal(frames, again[0]) and np.array_equal(cut_labels, again[1])
 
 
 def test_predict_schema_still_validates_a_reading_digit(

@@ -154,6 +154,25 @@ def test_low_res_replaces_its_share_of_digits_with_small_scans_of_themselves(mni
     assert overlap.median() > 0.3  # another digit's scan overlaps about half as much
 
 
+def test_segmented_replaces_its_share_of_digits_and_their_labels(mnist_dir):
+    config = TrainConfig(data_dir=str(mnist_dir), train_limit=400, validation_size=100,
+                         segmented=0.25, seed=3)  # fmt: skip
+    data = train.load_data(config)
+    digits = torch.from_numpy(mnist.prepare(data.train.images))
+    labels = torch.from_numpy(data.train.labels.astype(np.int64))
+
+    cut, cut_labels = train.epoch_data(config, data, digits, labels, epoch=1)
+    again, _ = train.epoch_data(config, data, digits, labels, epoch=1)
+    other, _ = train.epoch_data(config, data, digits, labels, epoch=2)
+
+    assert cut.shape == digits.shape and cut_labels.shape == labels.shape
+    changed = (cut != digits).flatten(1).any(1)
+    assert changed.sum() == round(0.25 * len(digits))
+    assert torch.equal(cut, again) and not torch.equal(cut, other)
+    assert torch.equal(cut_labels[~changed], labels[~changed])
+    assert not torch.equal(cut_labels[changed], labels[changed])  # other digits took their place
+
+
 def test_low_res_scans_the_same_share_of_the_non_digits(mnist_dir):
     config = TrainConfig(data_dir=str(mnist_dir), train_limit=400, validation_size=100,
                          negatives=0.5, seed=3)  # fmt: skip

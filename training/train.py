@@ -84,6 +84,11 @@ class TrainConfig:
         "share of each epoch's digits (and non-digits) replaced by themselves scanned at "
         "8-16 px and upscaled, as the service reads such a scan",
     )
+    segmented: float = option(
+        0.0,
+        "share of each epoch's digits replaced by training digits as /read sees them: cut out "
+        "of written numbers by its segmenter and framed as it frames every piece",
+    )
     validation_size: int = option(
         5000, "training digits held out for model selection and calibration"
     )
@@ -163,9 +168,12 @@ def epoch_data(
     config: TrainConfig, data: mnist.Mnist, digits: Tensor, labels: Tensor, epoch: int
 ) -> tuple[Tensor, Tensor]:
     """This epoch's training set: the digits (prepared once by the caller), a share of them
-    scanned at low resolution if asked, plus fresh synthetic non-digits if asked."""
+    scanned at low resolution and a share replaced by digits cut out of numbers if asked, plus
+    fresh synthetic non-digits if asked."""
     if config.low_res > 0:
         digits = scanned_at_low_resolution(config, data, digits, epoch)
+    if config.segmented > 0:
+        digits, labels = cut_out_of_numbers(config, data, digits, labels, epoch)
     if config.negatives <= 0:
         return digits, labels
     from training.negatives import make_negatives
@@ -198,6 +206,24 @@ def scanned_at_low_resolution(
     for index, frame in _scanned_share(data.train.images, config.low_res, rng).items():
         scanned[index] = torch.from_numpy(mnist.prepare(frame[None]))[0]
     return scanned
+
+
+def cut_out_of_numbers(
+    config: TrainConfig, data: mnist.Mnist, digits: Tensor, labels: Tensor, epoch: int
+) -> tuple[Tensor, Tensor]:
+    """The digits and labels with a share of the training digits, chosen at random, replaced by
+    training digits cut out of numbers by /read's segmenter (training.numbers.segmented_digits):
+    a piece framed from a line, its pen evened out, a neighbour's stray ink in its corner."""
+    from training.numbers import segmented_digits
+
+    rng = np.random.default_rng([config.seed, epoch, 3])
+    count = round(len(data.train.images) * config.segmented)
+    frames, cut_labels = segmented_digits(data.train.images, data.train.labels, count, rng)
+    chosen = torch.from_numpy(rng.choice(len(data.train.images), count, replace=False))
+    digits, labels = digits.clone(), labels.clone()
+    digits[chosen] = torch.from_numpy(mnist.prepare(frames))
+    labels[chosen] = torch.from_numpy(cut_labels)
+    return digits, labels
 
 
 def _scanned_share(
