@@ -1,5 +1,5 @@
 """How well and how fast /read reads numbers: exact-string accuracy, digit accuracy (1 − edits
-/ digits), length right, split by touching / separate and by length, beside a
+/ digits), length right, split by touching / separate, by pen and by length, beside a
 component-by-component baseline (each connected group of ink read alone, no cut search); and
 reads per second in one process.
 
@@ -34,12 +34,20 @@ from app.reading.graph import PIECE_COST, Geometry
 from app.reading.segment import Piece, candidates
 from training import photos
 from training.mnist import load, prepare, read_idx
-from training.numbers import Number, edits, make_number, make_numbers, photograph
+from training.numbers import PEN_WIDTHS, Number, edits, make_number, make_numbers, photograph
 
 MNIST = Path(os.environ.get("LENET5_TEST_DATA_DIR", "../shared/data/mnist"))
 MODEL = Path(__file__).resolve().parents[1] / "model" / "lenet5.onnx"
 # The training digits the shipped model held out for validation (training.mnist.load).
 VALIDATION_SIZE, VALIDATION_SEED = 5000, 0
+# The table's rows for training.numbers' pens (Number.pen), in shares of the digits' height.
+PENS = {
+    -1: f"fine pen ({PEN_WIDTHS[-1]:.0%})",
+    0: "strokes as drawn",
+    1: f"marker ({PEN_WIDTHS[1]:.0%})",
+    2: f"marker ({PEN_WIDTHS[2]:.0%})",
+}
+SPLITS = ("all", "separate", "touching", *PENS.values())
 
 
 def split(data_dir: Path, prefix: str) -> tuple[np.ndarray, np.ndarray]:
@@ -70,6 +78,7 @@ def table(numbers: list[Number], texts: list[str]) -> dict[str, list[float]]:
     for number, text in zip(numbers, texts, strict=True):
         groups["all"].append((number, text))
         groups["touching" if number.touching else "separate"].append((number, text))
+        groups[PENS[number.pen]].append((number, text))
         groups[f"length {len(number.text)}"].append((number, text))
     rows = {}
     for name, pairs in groups.items():
@@ -95,12 +104,12 @@ def accuracy(args: argparse.Namespace) -> None:
     texts = ["".join(str(next(read_alone)) for _ in n.text) for n in numbers]
     bound = table(numbers, texts)
     print("each digit's MNIST frame read alone, exact: " + ", ".join(
-        f"{name} {bound[name][1]:.1%}" for name in ("all", "separate", "touching")))  # fmt: skip
+        f"{name} {bound[name][1]:.1%}" for name in SPLITS if name in bound))  # fmt: skip
     # Every digit's own ink on the canvas, framed as /read frames a piece: what a perfect
     # segmenter of the canvas would read.
     own = table(numbers, [own_ink_read(predictor, n) for n in numbers])
     print("each digit's own ink on the canvas framed as a piece, exact: " + ", ".join(
-        f"{name} {own[name][1]:.1%}" for name in ("all", "separate", "touching")))  # fmt: skip
+        f"{name} {own[name][1]:.1%}" for name in SPLITS if name in own))  # fmt: skip
     report("canvas", numbers, [png(n.image) for n in numbers], predictor)
     if args.photos:
         photos.SIZE = args.photo_size or photos.SIZE
@@ -134,7 +143,7 @@ def report(where: str, numbers: list[Number], uploads: list[bytes], predictor: P
     ours = [read(predictor, data) for data in uploads]
     alone = [read(predictor, data, cut=False)[0] for data in uploads]
     mine, base = table(numbers, [t for t, _ in ours]), table(numbers, alone)
-    order = ["all", "separate", "touching", *(f"length {k}" for k in range(1, 11))]
+    order = [*SPLITS, *(f"length {k}" for k in range(1, 11))]
     refused = sum(not p for _, p in ours)
     print(f"\n{where}: pieces scored per read {np.mean([p for _, p in ours if p]):.1f}, "
           f"{refused} refused (no ink, or more than one line)")  # fmt: skip

@@ -2,6 +2,7 @@
 on a canvas and photographed on paper, read over HTTP and offline; a one-digit image reads as
 /predict reads it; the refusals."""
 
+from itertools import pairwise
 from pathlib import Path
 
 import cv2
@@ -12,7 +13,7 @@ from fastapi.testclient import TestClient
 from app.errors import RequestError
 from app.imaging.frame import frames_to_inputs
 from app.predictor import Predictor
-from app.reading import reading, segment, segment_upload
+from app.reading import reading, segment, segment_upload, stroke_width
 from app.reading.segment import _minima
 from app.schemas import Prediction, Reading
 from model.cli import main as lenet5
@@ -262,6 +263,21 @@ def test_number_pens_keep_strokes_whole_and_widen_them_to_the_pen(mnist_test) ->
         assert (thick > 0.99).sum() >= (drawn > 0.99).sum()  # no drawn stroke left grey
         pen = numbers_module.PEN_WIDTHS[2] * drawn.shape[0]
         assert all(t <= d + pen + 2 for t, d in zip(thick.shape, drawn.shape, strict=True))
+
+
+def test_a_number_says_which_pen_wrote_it(mnist_test) -> None:
+    """Number.pen names the pen its strokes have: measured as pen_change measures them, in digit
+    heights, the fine pen's are the thinnest and the markers' the widest."""
+    rng = np.random.default_rng(8)
+    widths: dict[int, list[float]] = {pen: [] for pen in (-1, 0, 1, 2)}
+    for _ in range(60):
+        number = make_number(*mnist_test, 3, rng, height=60)
+        ink = 1 - number.image.astype(np.float32) / 255
+        height = np.median([h for _, _, _, h in number.boxes])
+        widths[number.pen].append(stroke_width(ink) / height)
+    medians = [np.median(widths[pen]) for pen in (-1, 0, 1, 2)]
+    assert all(len(w) >= 5 for w in widths.values())
+    assert all(wider - thinner > 0.02 for thinner, wider in pairwise(medians))
 
 
 def test_missegmentations_are_framed_pieces_that_are_not_one_digit(

@@ -46,8 +46,9 @@ PEN_WIDTHS = {-1: 0.06, 1: 0.2, 2: 0.27}
 @dataclass(frozen=True)
 class Number:
     """A written number: the image (uint8 grey, dark ink on light paper), its digits, each
-    digit's ink box (x, y, w, h), which pixels are whose ink, whether any neighbours touch, and
-    which images its digits are."""
+    digit's ink box (x, y, w, h), which pixels are whose ink, whether any neighbours touch,
+    which images its digits are, and the pen they were written with (a key of PEN_WIDTHS, or
+    0 for the strokes as drawn)."""
 
     image: np.ndarray
     text: str
@@ -55,6 +56,7 @@ class Number:
     owner: np.ndarray  # int8 per pixel: index of the digit whose ink is strongest there, or -1
     touching: bool
     sources: tuple[int, ...] = ()  # each digit's index in the images it was drawn from
+    pen: int = 0
 
 
 def make_number(
@@ -96,7 +98,8 @@ def make_number(
     owner = np.where(combined > 0, layers.argmax(axis=0), -1).astype(np.int8)
     image = np.rint(255 * (1 - combined)).astype(np.uint8)
     text = "".join(str(int(labels[i])) for i in picks)
-    return Number(image, text, boxes, owner, _touch(layers), tuple(int(i) for i in picks))
+    sources = tuple(int(i) for i in picks)
+    return Number(image, text, boxes, owner, _touch(layers), sources, int(thickness))
 
 
 def make_numbers(

@@ -21,7 +21,15 @@ from app.reading.graph import GEOMETRY, PIECE_COST, Geometry, best_path, geometr
 from app.reading.segment import Piece, candidates
 from model.spec import INPUT, InputSpec
 
-__all__ = ["Segmentation", "frame_pieces", "reading", "segment", "segment_upload"]
+__all__ = [
+    "Segmentation",
+    "frame_pieces",
+    "pen_change",
+    "reading",
+    "segment",
+    "segment_upload",
+    "stroke_width",
+]
 
 
 @dataclass(frozen=True)
@@ -106,18 +114,23 @@ def frame_pieces(
 def pen_change(ink: np.ndarray, height: float) -> float:
     """How many pixels a side the line's strokes must grow (or shrink, if negative) for their
     width to lie within MNIST's pens, PEN_WIDTHS of a digit's height: LeNet-5 learnt digits
-    written with those, and reads a fine pen's or a marker's digits worse. The width is the
-    ink's area over half its perimeter (the total variation of the ink strengths). Less than
-    PEN_STEP is no change."""
-    gx = cv2.Sobel(ink, cv2.CV_32F, 1, 0, ksize=1)
-    gy = cv2.Sobel(ink, cv2.CV_32F, 0, 1, ksize=1)
-    perimeter = float(np.sqrt(gx * gx + gy * gy).sum()) / 2  # central differences span 2 px
-    if perimeter == 0:
+    written with those, and reads a fine pen's or a marker's digits worse (stroke_width
+    measures them). Less than PEN_STEP is no change."""
+    width = stroke_width(ink)
+    if width == 0:
         return 0.0
-    width = 2 * float(ink.sum()) / perimeter
     low, high = PEN_WIDTHS
     change = (min(max(width, low * height), high * height) - width) / 2
     return change if abs(change) >= PEN_STEP else 0.0
+
+
+def stroke_width(ink: np.ndarray) -> float:
+    """The mean width of the ink's strokes, in pixels: its area over half its perimeter (the
+    total variation of the ink strengths); 0 for no ink."""
+    gx = cv2.Sobel(ink, cv2.CV_32F, 1, 0, ksize=1)
+    gy = cv2.Sobel(ink, cv2.CV_32F, 0, 1, ksize=1)
+    perimeter = float(np.sqrt(gx * gx + gy * gy).sum()) / 2  # central differences span 2 px
+    return 2 * float(ink.sum()) / perimeter if perimeter else 0.0
 
 
 def _thicker(ink: np.ndarray, change: float) -> np.ndarray:
