@@ -135,11 +135,21 @@ def test_training_with_negatives_pushes_held_out_non_digits_away(quick_run, mnis
     assert nearest[0.33] > nearest[0.0] + 10
 
 
-def test_low_res_replaces_its_share_of_digits_with_small_scans_of_themselves(mnist_dir):
-    config = TrainConfig(data_dir=str(mnist_dir), train_limit=400, validation_size=100,
-                         low_res=0.25, seed=3)  # fmt: skip
+def small_run(
+    mnist_dir: Path, **settings
+) -> tuple[TrainConfig, mnist.Mnist, torch.Tensor, torch.Tensor]:
+    """A run on 400 training digits: its config, data, and digits and labels as epoch_data takes
+    them."""
+    config = TrainConfig(
+        data_dir=str(mnist_dir), train_limit=400, validation_size=100, seed=3, **settings
+    )
     data = train.load_data(config)
     digits = torch.from_numpy(mnist.prepare(data.train.images))
+    return config, data, digits, torch.from_numpy(data.train.labels.astype(np.int64))
+
+
+def test_low_res_replaces_its_share_of_digits_with_small_scans_of_themselves(mnist_dir):
+    config, data, digits, _ = small_run(mnist_dir, low_res=0.25)
 
     first = train.scanned_at_low_resolution(config, data, digits, epoch=1)
     again = train.scanned_at_low_resolution(config, data, digits, epoch=1)
@@ -155,11 +165,7 @@ def test_low_res_replaces_its_share_of_digits_with_small_scans_of_themselves(mni
 
 
 def test_segmented_replaces_its_share_of_digits_and_their_labels(mnist_dir):
-    config = TrainConfig(data_dir=str(mnist_dir), train_limit=400, validation_size=100,
-                         segmented=0.25, seed=3)  # fmt: skip
-    data = train.load_data(config)
-    digits = torch.from_numpy(mnist.prepare(data.train.images))
-    labels = torch.from_numpy(data.train.labels.astype(np.int64))
+    config, data, digits, labels = small_run(mnist_dir, segmented=0.25)
 
     cut, cut_labels = train.epoch_data(config, data, digits, labels, epoch=1)
     again, _ = train.epoch_data(config, data, digits, labels, epoch=1)
@@ -174,11 +180,7 @@ def test_segmented_replaces_its_share_of_digits_and_their_labels(mnist_dir):
 
 
 def test_low_res_scans_the_same_share_of_the_non_digits(mnist_dir):
-    config = TrainConfig(data_dir=str(mnist_dir), train_limit=400, validation_size=100,
-                         negatives=0.5, seed=3)  # fmt: skip
-    data = train.load_data(config)
-    digits = torch.from_numpy(mnist.prepare(data.train.images))
-    labels = torch.from_numpy(data.train.labels.astype(np.int64))
+    config, data, digits, labels = small_run(mnist_dir, negatives=0.5)
     sharp, _ = train.epoch_data(config, data, digits, labels, epoch=1)
     small, targets = train.epoch_data(replace(config, low_res=0.25), data, digits, labels, 1)
     fakes = targets == train.NONE
