@@ -269,13 +269,14 @@ def test_a_number_says_which_pen_wrote_it(mnist_test) -> None:
     """Number.pen names the pen its strokes have: measured as pen_change measures them, in digit
     heights, the fine pen's are the thinnest and the markers' the widest."""
     rng = np.random.default_rng(8)
-    widths: dict[int, list[float]] = {pen: [] for pen in (-1, 0, 1, 2)}
+    pens = sorted({0, *numbers_module.PEN_WIDTHS})  # thinnest first
+    widths: dict[int, list[float]] = {pen: [] for pen in pens}
     for _ in range(60):
         number = make_number(*mnist_test, 3, rng, height=60)
         ink = 1 - number.image.astype(np.float32) / 255
         height = np.median([h for _, _, _, h in number.boxes])
         widths[number.pen].append(stroke_width(ink) / height)
-    medians = [np.median(widths[pen]) for pen in (-1, 0, 1, 2)]
+    medians = [np.median(widths[pen]) for pen in pens]
     assert all(len(w) >= 5 for w in widths.values())
     assert all(wider - thinner > 0.02 for thinner, wider in pairwise(medians))
 
