@@ -1,5 +1,5 @@
-"""The `lenet5` command: train, evaluate, export (need the `train` extra), serve, predict,
-read, feedback."""
+"""The `lenet5` command: train, evaluate, blend, export (need the `train` extra), serve,
+predict, read, feedback."""
 
 import argparse
 import importlib
@@ -11,13 +11,14 @@ from types import ModuleType
 COMMANDS = {
     "train": ("training.train", "train LeNet-5 on MNIST"),
     "evaluate": ("training.evaluate", "report test error beside the paper's results"),
+    "blend": ("training.blend", "blend a fine-tuned checkpoint back toward its base"),
     "export": ("training.export", "export a checkpoint to the ONNX file the service runs"),
     "serve": ("app.serve", "run the web service (uvicorn)"),
     "predict": ("app.predict_cli", "read the digits in image files, offline"),
     "read": ("app.read_cli", "read the numbers (one line of digits) in image files, offline"),
     "feedback": ("app.feedback.cli", "export the stored corrections as a dataset; migrate"),
 }
-NEEDS_TRAIN_EXTRA = {"train", "evaluate", "export"}
+NEEDS_TRAIN_EXTRA = {"train", "evaluate", "blend", "export"}
 
 
 def load(command: str) -> ModuleType:
