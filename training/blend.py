@@ -60,7 +60,6 @@ def _weight(text: str) -> float:
 
 def main(args: argparse.Namespace) -> int:
     state = blend(args.base, args.tuned, args.weight)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
     checkpoints.save(state, args.out)
     print(f"{args.out}: {1 - args.weight:g} × {args.base} + {args.weight:g} × {args.tuned}")
     return 0
